@@ -1,0 +1,44 @@
+# segtutor — the two commands are `make lab` and `make test`; both install into .venv on first use.
+PYTHON        ?= python3
+VENV          ?= .venv
+BIN           := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+LAB_ARGS      ?=
+PYTEST_ARGS   ?=
+STAMP         := $(VENV)/.segtutor-installed
+
+.PHONY: lab test install clean-notebooks check-notebooks course assignments nbgrader-course bench clean
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
+
+test: $(STAMP)
+	SEGTUTOR_BUDGET=ci MPLBACKEND=Agg $(BIN)/python -m pytest --nbval $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt tools/install_torch.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	bash tools/install_torch.sh $(BIN)/python $(TORCH_VERSION)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,classroom]"
+	touch $@
+
+# COURSE.md §6: strip outputs except cells tagged nbval-check-output (check-notebooks only reports).
+clean-notebooks: $(STAMP)
+	$(BIN)/python tools/notebooks.py clean notebooks
+
+check-notebooks: $(STAMP)
+	$(BIN)/python tools/notebooks.py check notebooks
+
+# Every notebook executed at this machine's budget, as .ipynb and HTML, for instructors and previews.
+course: $(STAMP)
+	$(BIN)/python tools/notebooks.py execute notebooks build/course
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/quality.py --budget cpu
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,17 @@
+"""Repository-wide pytest setup: the test suite (unit tests and `--nbval` notebooks) runs at the `ci` budget.
+
+Plain `pytest --nbval` from the repository root works without installing the package: the repository
+root is put on PYTHONPATH for this process and for the notebook kernels it starts.
+"""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+os.environ.setdefault("SEGTUTOR_BUDGET", "ci")
+os.environ.setdefault("MPLBACKEND", "Agg")
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+_paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+if ROOT not in _paths:
+    os.environ["PYTHONPATH"] = os.pathsep.join([ROOT, *_paths])

@@ -1,0 +1,140 @@
+"""Where the course runs: device choice, seeding and the training budget.
+
+Taught in ``notebooks/00_task_and_data.ipynb`` (the environment cell); every training cell of the
+course reads :func:`budget` so that it fits the machine it runs on.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import random
+from dataclasses import dataclass, asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["Budget", "BUDGETS", "budget", "get_device", "seed_everything", "environment_report"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training a machine can afford in one notebook cell.
+
+    ``image_size`` is the side of the synthetic images, ``train_samples`` / ``val_samples`` the dataset
+    sizes, ``epochs`` and ``batch_size`` what :func:`segtutor.train.fit` is given, and ``width`` the
+    base channel count the models are built with (``build_model(..., width=budget.width)``).
+    """
+
+    name: str
+    image_size: int
+    train_samples: int
+    val_samples: int
+    epochs: int
+    batch_size: int
+    width: int
+    description: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: The three budgets. ``ci`` keeps the whole test suite fast on 2 cores; ``cpu`` is a student laptop
+#: (about a minute per training cell on 2 cores); ``gpu`` uses a CUDA card well.
+BUDGETS: dict[str, Budget] = {
+    "ci": Budget("ci", image_size=48, train_samples=96, val_samples=32, epochs=3, batch_size=16, width=8,
+                 description="test suite: a few seconds per training cell"),
+    "cpu": Budget("cpu", image_size=64, train_samples=800, val_samples=200, epochs=8, batch_size=16, width=16,
+                  description="laptop CPU: about a minute per training cell on 2 cores"),
+    "gpu": Budget("gpu", image_size=128, train_samples=4000, val_samples=500, epochs=12, batch_size=64, width=32,
+                  description="CUDA GPU: larger images, more data, wider models"),
+}
+
+
+def budget(name: str | None = None) -> Budget:
+    """Return the training budget for this machine.
+
+    Chosen by ``name`` if given, else by the ``SEGTUTOR_BUDGET`` environment variable, else ``gpu`` when
+    CUDA is available and ``cpu`` otherwise. The test suite runs with ``SEGTUTOR_BUDGET=ci``.
+    """
+    source = "argument"
+    if name is None:
+        name = os.environ.get("SEGTUTOR_BUDGET") or None
+        source = "SEGTUTOR_BUDGET"
+    if name is None:
+        return BUDGETS["gpu" if torch.cuda.is_available() else "cpu"]
+    key = name.strip().lower()
+    if key not in BUDGETS:
+        raise ValueError(f"unknown budget {name!r} (from {source}); expected one of {', '.join(BUDGETS)}")
+    return BUDGETS[key]
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def get_device(name: str | torch.device | None = None) -> torch.device:
+    """The device to train on: ``name`` if given, else ``SEGTUTOR_DEVICE``, else cuda → mps → cpu.
+
+    A device that is asked for but not present (``cuda`` on a machine without a GPU) is an error, not a
+    silent fall-back to the CPU.
+    """
+    if isinstance(name, torch.device):
+        requested: str | None = str(name)
+        source = "argument"
+    else:
+        requested, source = name, "argument"
+        if requested is None:
+            requested, source = os.environ.get("SEGTUTOR_DEVICE") or None, "SEGTUTOR_DEVICE"
+    if requested is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(requested.strip().lower())
+    except (RuntimeError, AttributeError) as exc:
+        raise ValueError(f"unknown device {requested!r} (from {source}); expected 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {requested!r} (from {source}) asked for CUDA, but no CUDA GPU is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {requested!r} (from {source}): only {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps":
+        if not _mps_available():
+            raise ValueError(f"device {requested!r} (from {source}) asked for Apple MPS, which is not available here")
+    elif device.type != "cpu":
+        raise ValueError(f"unsupported device {requested!r} (from {source}); expected 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return device
+
+
+def seed_everything(seed: int = 0, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (all devices). ``deterministic=True`` also asks torch for
+    deterministic kernels (warn-only: bilinear upsampling has no deterministic CUDA backward)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(int(seed))
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def environment_report() -> dict[str, str]:
+    """Versions, device and budget of this machine, for the environment cell of notebook 00."""
+    device = get_device()
+    report = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": str(device),
+        "threads": str(torch.get_num_threads()),
+        "budget": budget().name,
+    }
+    if device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(device)
+    return report
