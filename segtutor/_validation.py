@@ -1,0 +1,59 @@
+"""Input checks shared by metrics, losses and training: one home for "what is a valid label map".
+
+Every message names the argument, the problem and the expected form, so a student never meets a silent
+wrong number or a device-side assert.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["check_labels", "check_scores", "check_pair"]
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | None = None, *,
+                 name: str = "target", ndim: int | None = None) -> None:
+    """Raise unless ``target`` is an integer label tensor with values in ``[0, num_classes)`` or ``ignore_index``."""
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of integer class labels, got {type(target).__name__}")
+    if target.dtype not in _INT_DTYPES:
+        raise TypeError(f"{name} must hold integer class labels (int64, shape (N, H, W)), got dtype {target.dtype}; "
+                        "if these are scores, pass them as (N, K, H, W) floats; if labels were stored as floats, use .long()")
+    if ndim is not None and target.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(target.shape)}")
+    if target.numel() == 0:
+        return
+    bad = (target < 0) | (target >= num_classes)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bool(bad.any()):
+        value = int(target[bad].flatten()[0])
+        allowed = f"0..{num_classes - 1}" + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
+        hint = " (255 is the VOC/Cityscapes void label: pass ignore_index=255)" if value == 255 and ignore_index is None else ""
+        raise ValueError(f"{name} has label {value} outside the valid range {allowed} for num_classes={num_classes}{hint}")
+
+
+def check_scores(scores: torch.Tensor, num_classes: int | None = None, *, name: str = "logits") -> None:
+    """Raise unless ``scores`` is a finite floating tensor of shape ``(N, K, H, W)`` (K = ``num_classes`` if given)."""
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (N, K, H, W), got {type(scores).__name__}")
+    if not scores.is_floating_point():
+        raise TypeError(f"{name} must be floating point scores of shape (N, K, H, W), got dtype {scores.dtype}")
+    if scores.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, K, H, W), got {tuple(scores.shape)}")
+    if num_classes is not None and scores.shape[1] != num_classes:
+        raise ValueError(f"{name} has {scores.shape[1]} class channels (dim 1) but num_classes={num_classes}; "
+                         f"expected shape (N, {num_classes}, H, W), got {tuple(scores.shape)}")
+    if not bool(torch.isfinite(scores).all()):
+        kind = "NaN" if bool(torch.isnan(scores).any()) else "infinite"
+        raise ValueError(f"{name} contain {kind} values; check the learning rate, the loss and the input data")
+
+
+def check_pair(scores_or_pred: torch.Tensor, target: torch.Tensor, *, name: str = "pred") -> None:
+    """Raise unless the spatial shape ``(N, H, W)`` of a prediction (labels or scores) matches the target's."""
+    spatial = tuple(scores_or_pred.shape[:1]) + tuple(scores_or_pred.shape[2:]) if scores_or_pred.ndim == target.ndim + 1 \
+        else tuple(scores_or_pred.shape)
+    if spatial != tuple(target.shape):
+        raise ValueError(f"{name} of shape {tuple(scores_or_pred.shape)} does not match target of shape {tuple(target.shape)}; "
+                         "expected labels (N, H, W) or scores (N, K, H, W) with the target's N, H, W")
