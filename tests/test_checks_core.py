@@ -1,0 +1,70 @@
+"""segtutor.checks core: messages a student can act on, and the fall-back to the reference."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from segtutor import checks
+
+
+def test_check_close_passes_and_fails_with_expected_got_hint():
+    checks.check_close("ex", torch.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-7])
+    with pytest.raises(checks.CheckFailed) as info:
+        checks.check_close("ex", torch.tensor([1.0, 2.5]), [1.0, 2.0], hint="look at the second value")
+    text = str(info.value)
+    assert "ex: not right yet" in text and "expected" in text and "2.5" in text and "look at the second value" in text
+
+
+def test_check_close_shape_and_none():
+    with pytest.raises(checks.CheckFailed, match=r"shape \(2,\)"):
+        checks.check_close("ex", np.zeros(3), np.zeros(2))
+    with pytest.raises(checks.CheckFailed, match="return"):
+        checks.check_close("ex", None, 1.0)
+    checks.check_close("ex", [math.nan, 1.0], [math.nan, 1.0])  # NaNs in the same places match
+
+
+def test_check_equal_and_shape():
+    checks.check_equal("ex", torch.tensor([1, 2]), torch.tensor([1, 2]))
+    with pytest.raises(checks.CheckFailed):
+        checks.check_equal("ex", torch.tensor([1, 3]), torch.tensor([1, 2]))
+    with pytest.raises(checks.CheckFailed):
+        checks.check_equal("ex", 3, 4)
+    checks.check_shape("ex", torch.zeros(2, 3), (2, 3))
+    with pytest.raises(checks.CheckFailed, match=r"shape \(3, 2\)"):
+        checks.check_shape("ex", torch.zeros(2, 3), (3, 2))
+
+
+def test_call_student_turns_stub_and_crash_into_clear_failures():
+    def stub():
+        raise NotImplementedError()
+
+    def crash():
+        return 1 / 0
+
+    with pytest.raises(checks.CheckFailed, match="not done yet"):
+        checks.call_student("ex", stub)
+    with pytest.raises(checks.CheckFailed, match="ZeroDivisionError"):
+        checks.call_student("ex", crash)
+    with pytest.raises(checks.CheckFailed, match="a function"):
+        checks.call_student("ex", 3)
+    assert checks.call_student("ex", lambda x: x + 1, 1) == 2
+
+
+def test_solution_or_reference(capsys):
+    def reference(x):
+        return 2 * x
+
+    def good(x):
+        return x + x
+
+    def bad(x):
+        raise NotImplementedError()
+
+    def check(fn):
+        checks.check_close("double", checks.call_student("double", fn, 3.0), 6.0)
+
+    assert checks.solution_or_reference(good, reference, check, name="double") is good
+    assert capsys.readouterr().out == ""
+    assert checks.solution_or_reference(bad, reference, check, name="double") is reference
+    assert "reference `double`" in capsys.readouterr().out
