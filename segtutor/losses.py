@@ -60,8 +60,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0,
     the model already gets right (easy background) so the hard ones dominate; ``γ = 0`` gives cross-entropy.
 
     ``alpha`` (length ``K``) weights a pixel by its true class, ``α_t = alpha[target]``. The result is the PLAIN
-    mean over the ``M`` non-ignored pixels, ``Σ_i α_t(i)·ℓ_i / M`` with ``ℓ_i = −(1 − p_t)^γ log p_t``. This differs from ``F.cross_entropy(weight=alpha)``,
-    which divides by ``Σ_i α_t(i)`` instead of ``M``; with ``alpha=None`` the two conventions coincide.
+    mean over the ``M`` non-ignored pixels, ``Σ_i α_t(i)·ℓ_i / M`` with ``ℓ_i = −(1 − p_t)^γ log p_t``. This
+    differs from ``F.cross_entropy(weight=alpha)``, which divides by ``Σ_i α_t(i)`` instead of ``M``; with
+    ``alpha=None`` the two conventions coincide.
     """
     gamma = _check_nonnegative(gamma, "gamma", "the focusing exponent γ (2 is the usual value, 0 gives cross-entropy)")
     scores, labels = _valid_pixels(logits, target, ignore_index)
