@@ -5,6 +5,8 @@ wrong number or a device-side assert.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["check_labels", "check_scores", "check_pair"]
@@ -24,14 +26,29 @@ def check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | Non
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(target.shape)}")
     if target.numel() == 0:
         return
+    # Fast path: one pass (min and max together) and one host sync decide the common case.
+    if _within(target, num_classes):
+        return
+    if ignore_index is not None and _within(target.masked_fill(target == ignore_index, 0), num_classes):
+        return
     bad = (target < 0) | (target >= num_classes)
     if ignore_index is not None:
         bad &= target != ignore_index
-    if bool(bad.any()):
-        value = int(target[bad].flatten()[0])
-        allowed = f"0..{num_classes - 1}" + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
-        hint = " (255 is the VOC/Cityscapes void label: pass ignore_index=255)" if value == 255 and ignore_index is None else ""
-        raise ValueError(f"{name} has label {value} outside the valid range {allowed} for num_classes={num_classes}{hint}")
+    value = int(target[bad].flatten()[0])
+    allowed = f"0..{num_classes - 1}" + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
+    hint = " (255 is the VOC/Cityscapes void label: pass ignore_index=255)" if value == 255 and ignore_index is None else ""
+    raise ValueError(f"{name} has label {value} outside the valid range {allowed} for num_classes={num_classes}{hint}")
+
+
+def _extremes(values: torch.Tensor) -> tuple[float, float]:
+    """``(min, max)`` of a non-empty tensor in one pass and one host sync (NaN propagates to both)."""
+    low, high = torch.aminmax(values.detach())
+    return tuple(torch.stack((low, high)).tolist())
+
+
+def _within(labels: torch.Tensor, num_classes: int) -> bool:
+    low, high = _extremes(labels)
+    return low >= 0 and high < num_classes
 
 
 def check_scores(scores: torch.Tensor, num_classes: int | None = None, *, name: str = "logits") -> None:
@@ -45,8 +62,11 @@ def check_scores(scores: torch.Tensor, num_classes: int | None = None, *, name: 
     if num_classes is not None and scores.shape[1] != num_classes:
         raise ValueError(f"{name} has {scores.shape[1]} class channels (dim 1) but num_classes={num_classes}; "
                          f"expected shape (N, {num_classes}, H, W), got {tuple(scores.shape)}")
-    if not bool(torch.isfinite(scores).all()):
-        kind = "NaN" if bool(torch.isnan(scores).any()) else "infinite"
+    if scores.numel() == 0:
+        return
+    low, high = _extremes(scores)  # NaN or ±inf anywhere shows in the extremes: one pass, exact
+    if not (math.isfinite(low) and math.isfinite(high)):
+        kind = "NaN" if math.isnan(low) or math.isnan(high) else "infinite"
         raise ValueError(f"{name} contain {kind} values; check the learning rate, the loss and the input data")
 
 
