@@ -255,3 +255,12 @@ def test_names_and_incomplete_target(tmp_path) -> None:
     (tmp_path / "VOCdevkit" / "VOC2012" / "JPEGImages").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="incomplete"):
         dl.download("voc2012", tmp_path, urls=["http://127.0.0.1:9/unused"], progress=False)
+
+
+def test_complete_part_file_is_not_fetched_again(server, voc_tar, tmp_path) -> None:
+    """A .part that already holds every byte: the server answers 416 to the range, nothing is re-sent."""
+    server.files["/voc.tar"] = voc_tar
+    (tmp_path / (ARCHIVE + ".part")).write_bytes(voc_tar)
+    dl.download("voc2012", tmp_path, urls=[f"{server.url}/voc.tar"], checksum=md5(voc_tar), progress=False)
+    assert server.requests == [("/voc.tar", f"bytes={len(voc_tar)}-")] and server.served == 0
+    assert len(VOCSegmentation(tmp_path)) == 3

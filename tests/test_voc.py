@@ -161,3 +161,15 @@ def test_index_out_of_range(voc_root) -> None:
     assert torch.equal(data[-1][1], data[1][1])
     with pytest.raises(IndexError):
         data[2]
+
+
+def test_fake_voc_arguments(tmp_path) -> None:
+    root = make_fake_voc(tmp_path / "a", n=5, image_size=(16, 20), splits={"train": 1, "val": 1, "test": 1})
+    split_dir = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation"
+    counts = {p.stem: len(p.read_text().split()) for p in split_dir.glob("*.txt")}
+    assert counts == {"train": 2, "val": 1, "test": 2, "trainval": 3}
+    assert VOCSegmentation(root, "test")[0][1].shape == (16, 20)
+    with pytest.raises(ValueError, match="at least one image"):
+        make_fake_voc(tmp_path / "b", n=2, splits={"train": 1, "val": 1, "test": 1})
+    with pytest.raises(ValueError, match="distinct VOC labels in 1..20"):
+        make_fake_voc(tmp_path / "c", n=4, classes=(0, 7))

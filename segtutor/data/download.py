@@ -34,7 +34,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["DATASETS", "DatasetSource", "DownloadError", "ChecksumError", "UnsafeArchiveError", "download",
            "md5sum", "safe_extract"]
@@ -158,7 +158,7 @@ def _total_from_range(content_range: str) -> int | None:
     return int(total) if total.isdigit() else None
 
 
-def _progress_bar(total: int | None, initial: int, url: str):  # pragma: no cover - cosmetic
+def _progress_bar(total: int | None, initial: int, url: str) -> Any:  # pragma: no cover - cosmetic
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
