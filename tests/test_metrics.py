@@ -72,7 +72,8 @@ def test_streaming_matches_the_hand_matrix_and_reset_forgets():
     cm.reset()
     assert torch.equal(cm.matrix, torch.zeros(4, 4, dtype=torch.int64))
     empty = cm.compute()
-    assert math.isnan(empty.miou) and math.isnan(empty.pixel_accuracy) and empty.num_pixels == 0
+    assert math.isnan(empty.miou) and math.isnan(empty.pixel_accuracy) and math.isnan(empty.fw_iou)
+    assert empty.num_pixels == 0
 
 
 def test_absent_class_is_nan_but_predicted_only_class_is_zero():
