@@ -14,9 +14,12 @@ __all__ = ["check_labels", "check_scores", "check_pair"]
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
-def check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | None = None, *,
+def check_labels(target: torch.Tensor, num_classes: int | None, ignore_index: int | None = None, *,
                  name: str = "target", ndim: int | None = None) -> None:
-    """Raise unless ``target`` is an integer label tensor with values in ``[0, num_classes)`` or ``ignore_index``."""
+    """Raise unless ``target`` is an integer label tensor with values in ``[0, num_classes)`` or ``ignore_index``.
+
+    ``num_classes=None`` checks only that the labels are non-negative (when the class count is unknown).
+    """
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of integer class labels, got {type(target).__name__}")
     if target.dtype not in _INT_DTYPES:
@@ -31,11 +34,12 @@ def check_labels(target: torch.Tensor, num_classes: int, ignore_index: int | Non
         return
     if ignore_index is not None and _within(target.masked_fill(target == ignore_index, 0), num_classes):
         return
-    bad = (target < 0) | (target >= num_classes)
+    bad = target < 0 if num_classes is None else (target < 0) | (target >= num_classes)
     if ignore_index is not None:
         bad &= target != ignore_index
     value = int(target[bad].flatten()[0])
-    allowed = f"0..{num_classes - 1}" + (f" or ignore_index={ignore_index}" if ignore_index is not None else "")
+    allowed = ("non-negative integers" if num_classes is None else f"0..{num_classes - 1}") + (
+        f" or ignore_index={ignore_index}" if ignore_index is not None else "")
     hint = " (255 is the VOC/Cityscapes void label: pass ignore_index=255)" if value == 255 and ignore_index is None else ""
     raise ValueError(f"{name} has label {value} outside the valid range {allowed} for num_classes={num_classes}{hint}")
 
@@ -46,9 +50,9 @@ def _extremes(values: torch.Tensor) -> tuple[float, float]:
     return tuple(torch.stack((low, high)).tolist())
 
 
-def _within(labels: torch.Tensor, num_classes: int) -> bool:
+def _within(labels: torch.Tensor, num_classes: int | None) -> bool:
     low, high = _extremes(labels)
-    return low >= 0 and high < num_classes
+    return low >= 0 and (num_classes is None or high < num_classes)
 
 
 def check_scores(scores: torch.Tensor, num_classes: int | None = None, *, name: str = "logits") -> None:

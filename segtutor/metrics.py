@@ -75,16 +75,12 @@ def _to_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int | None
     if scores:
         check_scores(pred, num_classes, name="pred")
         num_classes = pred.shape[1] if num_classes is None else num_classes
-    limit = num_classes if num_classes is not None else _LABEL_LIMIT
-    check_labels(target, limit, ignore_index, name="target", ndim=3)
+    check_labels(target, num_classes, ignore_index, name="target", ndim=3)
     check_pair(pred, target, name="pred")
     if scores:
         return _argmax_classes(pred.detach())
-    check_labels(pred, limit, name="pred", ndim=3)
+    check_labels(pred, num_classes, name="pred", ndim=3)
     return pred.long()
-
-
-_LABEL_LIMIT = 2 ** 62  # "no upper bound": only the sign of a label is checked
 
 
 def _argmax_classes(scores: torch.Tensor) -> torch.Tensor:

@@ -341,8 +341,10 @@ def test_bad_configuration():
         M.pixel_accuracy(GOOD_T, GOOD_T, ignore_index=255.0)
     with pytest.raises(ValueError, match="class_names has 2 names"):
         M.ConfusionMatrix(3, class_names=["a", "b"])
-    with pytest.raises(ValueError, match="pred has label -1"):
+    with pytest.raises(ValueError, match="pred has label -1 outside the valid range non-negative integers"):
         M.pixel_accuracy(torch.full((2, 4, 4), -1), GOOD_T)
+    with pytest.raises(ValueError, match=r"target has label 5 outside the valid range 0\.\.2"):  # scores give K
+        M.pixel_accuracy(torch.zeros(2, 3, 4, 4), torch.full((2, 4, 4), 5))
 
 
 # ---------------------------------------------------------------------------------------------------------------
