@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ._validation import check_labels, check_pair, check_scores
+from ._validation import check_prediction
 
 __all__ = [
     "ConfusionMatrix",
@@ -62,24 +62,8 @@ def _to_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int | None
     Returns the predicted labels as int64 ``(N, H, W)``. ``num_classes=None`` (pixel accuracy on labels) checks
     only that labels are non-negative integers.
     """
-    if not isinstance(pred, torch.Tensor):
-        raise TypeError(f"pred must be a torch.Tensor: labels (N, H, W) or scores (N, K, H, W), got {type(pred).__name__}")
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor of integer class labels (N, H, W), got {type(target).__name__}")
-    if pred.device != target.device:
-        raise ValueError(f"pred is on {pred.device} but target is on {target.device}; put both on the same device")
-    if pred.is_floating_point() and pred.ndim == target.ndim:
-        raise TypeError(f"pred has floating dtype {pred.dtype} and the target's shape {tuple(pred.shape)}: labels must be "
-                        "integers (use .long()), scores must have shape (N, K, H, W)")
-    scores = pred.is_floating_point()
-    if scores:
-        check_scores(pred, num_classes, name="pred")
-        num_classes = pred.shape[1] if num_classes is None else num_classes
-    check_labels(target, num_classes, ignore_index, name="target", ndim=3)
-    check_pair(pred, target, name="pred")
-    if scores:
+    if check_prediction(pred, target, num_classes, ignore_index):
         return _argmax_classes(pred.detach())
-    check_labels(pred, num_classes, name="pred", ndim=3)
     return pred.long()
 
 
