@@ -1,0 +1,138 @@
+"""Checks of notebook 01 (segtutor.checks.fcn): correct bilinear kernels and transposed-conv upsamplers pass,
+wrong ones fail with expected / got / a hint. The oracles are checked independently here too."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from segtutor import checks
+from segtutor.models.fcn import bilinear_kernel
+
+
+def good_kernel(size):
+    f = math.ceil(size / 2)
+    c = (size - 1) / 2
+    t = 1 - (torch.arange(size, dtype=torch.float32) - c).abs() / f
+    return torch.outer(t, t)
+
+
+def loop_kernel(size):  # the formula as the FCN paper's code writes it, element by element
+    f = math.ceil(size / 2)
+    c = f - 1 if size % 2 == 1 else f - 0.5
+    return torch.tensor([[(1 - abs(i - c) / f) * (1 - abs(j - c) / f) for j in range(size)] for i in range(size)])
+
+
+def kernel_1d(size):  # the 1-D tent only
+    f = math.ceil(size / 2)
+    return 1 - (torch.arange(size, dtype=torch.float32) - (size - 1) / 2).abs() / f
+
+
+def off_centre(size):  # centre f - 1 for every size: asymmetric for even sizes
+    f = math.ceil(size / 2)
+    t = 1 - (torch.arange(size, dtype=torch.float32) - (f - 1)).abs() / f
+    return torch.outer(t, t)
+
+
+def divided_by_size(size):
+    t = 1 - (torch.arange(size, dtype=torch.float32) - (size - 1) / 2).abs() / size
+    return torch.outer(t, t)
+
+
+def integer_kernel(size):
+    return torch.ones(size, size, dtype=torch.int64)
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def good_upsample(x, factor):
+    c = x.shape[1]
+    weight = torch.zeros(c, c, 2 * factor, 2 * factor)
+    weight[range(c), range(c)] = good_kernel(2 * factor)
+    return F.conv_transpose2d(x, weight, stride=factor, padding=factor // 2)
+
+
+def grouped_upsample(x, factor):
+    c = x.shape[1]
+    weight = good_kernel(2 * factor).expand(c, 1, 2 * factor, 2 * factor)
+    return F.conv_transpose2d(x, weight, stride=factor, padding=factor // 2, groups=c)
+
+
+def no_padding(x, factor):
+    c = x.shape[1]
+    weight = torch.zeros(c, c, 2 * factor, 2 * factor)
+    weight[range(c), range(c)] = good_kernel(2 * factor)
+    return F.conv_transpose2d(x, weight, stride=factor)
+
+
+def mixes_channels(x, factor):  # the kernel in every (in, out) pair: sums the channels
+    c = x.shape[1]
+    weight = good_kernel(2 * factor).expand(c, c, 2 * factor, 2 * factor)
+    return F.conv_transpose2d(x, weight, stride=factor, padding=factor // 2)
+
+
+def interpolate(x, factor):  # right in the interior, wrong at the border (it repeats the edge)
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+
+
+def test_reference_kernel_is_the_textbook_formula():
+    for size in range(1, 9):
+        assert torch.allclose(bilinear_kernel(1, 1, size)[0, 0], loop_kernel(size))
+
+
+def test_reference_kernel_as_transposed_conv_equals_interpolation_in_the_interior():
+    x = torch.rand(1, 1, 6, 6, dtype=torch.float64)
+    for factor in (2, 4):
+        weight = bilinear_kernel(1, 1, 2 * factor).double()
+        up = F.conv_transpose2d(x, weight, stride=factor, padding=factor // 2)
+        ref = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+        inner = slice(factor // 2, -(factor // 2))
+        assert torch.allclose(up[..., inner, inner], ref[..., inner, inner])
+        assert not torch.allclose(up, ref)  # the border differs: that is why the check compares the interior
+
+
+@pytest.mark.parametrize("fn", [good_kernel, loop_kernel])
+def test_correct_kernels_pass(fn, capsys):
+    checks.check_bilinear_kernel(fn)
+    assert "✓ bilinear_kernel_2d: passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (kernel_1d, "outer product"),
+    (off_centre, "symmetric"),
+    (divided_by_size, "ceil(size / 2)"),
+    (integer_kernel, "floating-point"),
+])
+def test_wrong_kernels_fail_with_a_hint(wrong, hint):
+    with pytest.raises(checks.CheckFailed) as info:
+        checks.check_bilinear_kernel(wrong)
+    text = str(info.value)
+    assert "bilinear_kernel_2d: not right yet" in text
+    assert "expected" in text and "got" in text and hint in text
+
+
+@pytest.mark.parametrize("fn", [good_upsample, grouped_upsample])
+def test_correct_upsamplers_pass(fn, capsys):
+    checks.check_upsample_transpose(fn)
+    assert "✓ upsample_transpose: passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (no_padding, "(in - 1)*stride - 2*padding + kernel_size"),
+    (mixes_channels, "diagonal"),
+    (interpolate, "at the border a transposed convolution sees zeros"),
+])
+def test_wrong_upsamplers_fail_with_a_hint(wrong, hint):
+    with pytest.raises(checks.CheckFailed) as info:
+        checks.check_upsample_transpose(wrong)
+    text = str(info.value)
+    assert "upsample_transpose: not right yet" in text
+    assert "expected" in text and "got" in text and hint in text
+
+
+@pytest.mark.parametrize("check", [checks.check_bilinear_kernel, checks.check_upsample_transpose])
+def test_unfinished_stub_says_so(check):
+    with pytest.raises(checks.CheckFailed, match="not done yet"):
+        check(stub)
