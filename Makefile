@@ -35,6 +35,14 @@ check-notebooks: $(STAMP)
 course: $(STAMP)
 	$(BIN)/python tools/notebooks.py execute notebooks build/course
 
+# Student versions (nbgrader stubs, hidden tests and outputs removed), same file names: docs/INSTRUCTORS.md.
+assignments: $(STAMP)
+	$(BIN)/python tools/assignments.py student notebooks build/student
+
+# An nbgrader course directory, one assignment per notebook, released versions generated: docs/INSTRUCTORS.md.
+nbgrader-course: $(STAMP)
+	$(BIN)/python tools/assignments.py course notebooks build/nbgrader
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/throughput.py
