@@ -232,12 +232,11 @@ def test_student_notebook_runs_until_the_first_unfinished_exercise(student_dir: 
     first = _errors(cells[failing[0]])[0]
     assert first["ename"] == "CheckFailed"
     assert "pixel_accuracy: not right yet" in first["evalue"]
-    assert "NotImplementedError (the exercise is not done yet)" in first["evalue"]
-    assert "replace `raise NotImplementedError()` with your code" in first["evalue"]
+    assert "NotImplementedError" in first["evalue"] and "hint:" in first["evalue"]
     # the cells after exercise 2 fall back to the reference, say so, and the training cell runs on it
     fallback = next(c for c in cells if "solution_or_reference" in source(c))
-    assert "Note: one_hot: not right yet." in _stdout(fallback)
-    assert "segtutor's reference `one_hot`" in _stdout(fallback)
+    note = _stdout(fallback)
+    assert "one_hot: not right yet" in note and "reference `one_hot`" in note, note
     training = next(c for c in cells if "budget()" in source(c))
     assert "steps: loss" in _stdout(training) and not _errors(training)
 
@@ -345,7 +344,7 @@ def test_hidden_tests_are_graded_though_students_never_see_them(graded: dict[str
     assert graded["scores"]["hidden_only"][ASSIGNMENT] == {
         "check99-pixel-accuracy": 1, "check99-one-hot": 0, "check99-binary-iou": 3, "total": 4}
     check = _cell(autograded(graded, "hidden_only"), "check99-one-hot")
-    assert "✓ one_hot: passed" in _stdout(check)  # the visible part passed ...
+    assert "one_hot: passed" in _stdout(check)  # the visible part passed ...
     assert "expected: shape (2, 4, 3, 3)" in _errors(check)[0]["evalue"]  # ... the hidden asserts did not
 
 
