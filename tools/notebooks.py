@@ -105,7 +105,7 @@ def _execute(nb: dict[str, Any], cwd: Path, timeout: int = 1800) -> dict[str, An
     import nbformat
     from nbclient import NotebookClient
 
-    node = nbformat.from_dict(nb)
+    node = nbformat.reads(json.dumps(nb), as_version=4)  # joins list-of-lines sources, as nbclient expects
     NotebookClient(node, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
     return json.loads(nbformat.writes(node))
 
