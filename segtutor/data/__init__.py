@@ -1,0 +1,66 @@
+"""Datasets, palettes and joint transforms of the course.
+
+- :class:`SyntheticShapes`, :class:`Scene` — the synthetic dataset (``00_task_and_data.ipynb``, used by 01–06).
+- :func:`colorize`, :func:`shapes_palette`, :func:`voc_palette` — class palettes (``00``, ``07``).
+- :class:`VOCSegmentation`, :class:`CityscapesSegmentation`, :func:`download`, :func:`make_fake_voc`,
+  :func:`make_fake_cityscapes` and the submodule :mod:`segtutor.data.transforms` — real data
+  (``07_real_data.ipynb``); these are imported on first use, so ``import segtutor.data`` stays light.
+"""
+from __future__ import annotations
+
+import importlib
+import types
+from typing import Any
+
+from .palette import IGNORE_COLOR, SHAPES_PALETTE, colorize, shapes_palette, voc_palette
+from .synthetic import CLASS_NAMES, SHAPE_TYPES, Scene, SyntheticShapes
+
+# name -> submodule that defines it (relative to this package), imported on first access
+_LAZY = {
+    "VOCSegmentation": "voc",
+    "VOC_CLASSES": "voc",
+    "CityscapesSegmentation": "cityscapes",
+    "CITYSCAPES_CLASSES": "cityscapes",
+    "download": "download",
+    "make_fake_voc": "fake",
+    "make_fake_cityscapes": "fake",
+}
+_LAZY_SUBMODULES = ("transforms",)
+
+__all__ = [
+    "SyntheticShapes", "Scene", "SHAPE_TYPES", "CLASS_NAMES",
+    "colorize", "shapes_palette", "voc_palette", "SHAPES_PALETTE", "IGNORE_COLOR",
+    *_LAZY, *_LAZY_SUBMODULES,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule ``segtutor.data.download`` binds it on this package under the name
+    ``download``, which would hide the function ``download``; keep the function instead."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            if isinstance(self.__dict__.get(name), types.ModuleType):
+                del self.__dict__[name]
+            return
+        super().__setattr__(name, value)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _Package
