@@ -70,7 +70,8 @@ def _as_specs(layers: Iterable[LayerLike] | nn.Module) -> list[LayerSpec]:
         elif isinstance(layer, (tuple, list, LayerSpec)):
             specs.append(_as_spec(layer, i))
         else:
-            raise TypeError(f"layer {i} must be a (kernel, stride, dilation) tuple or an nn.Module, got {type(layer).__name__}")
+            raise TypeError(f"layer {i} must be a (kernel, stride, dilation) tuple or an nn.Module, "
+                            f"got {type(layer).__name__}")
     return specs
 
 

@@ -104,7 +104,8 @@ def test_width_scales_channels_linearly(name):
 
 
 def test_build_model_errors():
-    with pytest.raises(ValueError, match="unknown model 'segnet'.*fcn32s, fcn16s, fcn8s, unet, deeplabv1, deeplabv2, deeplabv3plus"):
+    known = "fcn32s, fcn16s, fcn8s, unet, deeplabv1, deeplabv2, deeplabv3plus"
+    with pytest.raises(ValueError, match=f"unknown model 'segnet'.*{known}"):
         build_model("segnet", K)
     with pytest.raises(TypeError, match="fixes variant='8s'"):
         build_model("fcn8s", K, variant="16s")

@@ -46,7 +46,8 @@ STACKS = {
     "plain": lambda: nn.Sequential(conv(3), nn.BatchNorm2d(2), nn.ReLU(), conv(3), nn.ReLU(), conv(3)),
     "pooled": lambda: nn.Sequential(conv(3), nn.ReLU(), nn.MaxPool2d(2), conv(3), nn.ReLU(), nn.MaxPool2d(2), conv(3)),
     "strided_dilated": lambda: nn.Sequential(conv(5, s=2), nn.ReLU(), conv(3, d=2), nn.ReLU(), conv(3, s=2), conv(3, d=3)),
-    "nested": lambda: nn.Sequential(nn.Sequential(conv(3), nn.ReLU()), nn.AvgPool2d(3, stride=2), nn.Sequential(conv(1), conv(3, d=4))),
+    "nested": lambda: nn.Sequential(nn.Sequential(conv(3), nn.ReLU()), nn.AvgPool2d(3, stride=2),
+                                    nn.Sequential(conv(1), conv(3, d=4))),
 }
 
 

@@ -36,7 +36,7 @@ STAGES = ("layer1", "layer2", "layer3", "layer4")
 
 
 class BasicBlock(nn.Module):
-    """ResNet's basic block: ``relu(bn(conv3x3(relu(bn(conv3x3(x))))) + shortcut(x))``; ``(N, C_in, H, W) -> (N, C_out, H, W)``.
+    """ResNet's basic block, ``(N, C_in, H, W) -> (N, C_out, H, W)``: ``relu(bn(conv3x3(relu(bn(conv3x3(x))))) + shortcut(x))``.
 
     The shortcut is the identity, or a 1x1 conv + BN when the channel count changes. Both 3x3 convs use
     ``dilation`` (padding = dilation keeps the size).
@@ -82,7 +82,8 @@ class ResNet(nn.Module):
         super().__init__()
         widths, depths = tuple(int(w) for w in widths), tuple(int(d) for d in depths)
         if len(widths) != 4 or len(depths) != 4 or min(widths) < 1 or min(depths) < 1:
-            raise ValueError(f"widths and depths must be 4 positive integers (one per stage), got widths={widths}, depths={depths}")
+            raise ValueError("widths and depths must be 4 positive integers (one per stage), "
+                             f"got widths={widths}, depths={depths}")
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 32, 16 or 8, got {output_stride}")
         # Stages past the output stride keep their resolution and dilate instead: (pooled?, dilation) per stage.

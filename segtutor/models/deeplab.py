@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .backbone import ResNet
-from .layers import check_positive, check_images, conv_bn_relu, upsample
+from .layers import check_images, check_positive, conv_bn_relu, upsample
 
 __all__ = ["PAPER_RATES", "atrous_rates", "LargeFOVHead", "ASPPv2", "ImagePooling", "ASPP", "Decoder",
            "DeepLabV1", "DeepLabV2", "DeepLabV3Plus"]

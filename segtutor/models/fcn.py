@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .backbone import ResNet
-from .layers import check_positive, BilinearUpsample, bilinear_kernel, check_images, crop_to
+from .layers import BilinearUpsample, bilinear_kernel, check_images, check_positive, crop_to
 
 __all__ = ["FCN", "FCN_VARIANTS", "bilinear_kernel"]
 

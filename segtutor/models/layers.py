@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MIN_SIZE", "check_positive", "check_images", "conv_bn_relu", "crop_to", "upsample", "bilinear_kernel", "BilinearUpsample"]
+__all__ = ["MIN_SIZE", "check_positive", "check_images", "conv_bn_relu", "crop_to", "upsample", "bilinear_kernel",
+           "BilinearUpsample"]
 
 #: Smallest input side every model accepts: at stride 32 it is one feature cell.
 MIN_SIZE = 32
@@ -49,7 +50,7 @@ def check_images(x: torch.Tensor, in_channels: int, *, min_size: int = MIN_SIZE,
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, *, dilation: int = 1) -> nn.Sequential:
-    """``kernel_size`` conv (``same`` padding, no bias: BN has one) -> BatchNorm -> ReLU; ``(N, C_in, H, W) -> (N, C_out, H, W)``."""
+    """Conv (``same`` padding, no bias: BN has one) -> BatchNorm -> ReLU; ``(N, C_in, H, W) -> (N, C_out, H, W)``."""
     padding = dilation * (kernel_size - 1) // 2
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False),
