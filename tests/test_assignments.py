@@ -217,6 +217,18 @@ def _errors(cell: dict[str, Any]) -> list[dict[str, Any]]:
     return [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
 
 
+def _seconds(cell: dict[str, Any]) -> float:
+    """How long nbclient took to run ``cell`` (from the timing it records in the cell metadata), else 0."""
+    from datetime import datetime
+
+    timing = cell.get("metadata", {}).get("execution", {})
+    if "iopub.execute_input" not in timing or "shell.execute_reply" not in timing:
+        return 0.0
+    start, end = (datetime.fromisoformat(timing[k].replace("Z", "+00:00"))
+                  for k in ("iopub.execute_input", "shell.execute_reply"))
+    return (end - start).total_seconds()
+
+
 def _stdout(cell: dict[str, Any]) -> str:
     texts = [o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
     return "".join("".join(t) if isinstance(t, list) else t for t in texts)
@@ -394,8 +406,23 @@ def test_real_course_notebook_autogrades(tmp_path: Path) -> None:
     submit(course, "unmodified", REAL.stem, release, REAL.name)
     log = assignments.run_nbgrader(course, "autograde", REAL.stem, "--force").stderr
     table = assignments.scores(course)
-    print(f"\n{REAL.name}: generate + autograde of 2 submissions in {time.perf_counter() - start:.1f} s "
-          f"(per-cell timeout {assignments.DEFAULT_TIMEOUT} s)")
+    graded = [load(course / "autograded" / student / REAL.stem / REAL.name) for student in ("instructor", "unmodified")]
+    slowest = max(_seconds(c) for nb in graded for c in nb["cells"])
+    print(f"\n{REAL.name}: generate + autograde of 2 submissions in {time.perf_counter() - start:.1f} s, "
+          f"slowest cell {slowest:.1f} s (per-cell timeout {assignments.DEFAULT_TIMEOUT} s)")
+    # no cell of either run may hit the timeout: a training cell cut short breaks every cell that uses its result
+    timed_out = [i for nb in graded for i, c in enumerate(nb["cells"])
+                 if any(e.get("ename") == "CellTimeoutError" for e in _errors(c))]
+    assert timed_out == [], f"cells {timed_out} hit the {assignments.DEFAULT_TIMEOUT} s autograde timeout"
     expected = points(load(REAL))
     assert table["instructor"][REAL.stem] == {**expected, "total": sum(expected.values())}, log[-3000:]
     assert table["unmodified"][REAL.stem] == {gid: 0 for gid in [*expected, "total"]}, log[-3000:]
+
+
+def test_course_config_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="unknown budget 'laptop'"):
+        assignments.config_text(budget="laptop")
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        assignments.config_text(timeout=0)
+    text = assignments.config_text()
+    assert f"c.Execute.timeout = {assignments.DEFAULT_TIMEOUT}\n" in text and 'SEGTUTOR_BUDGET"] = "ci"' in text
