@@ -218,7 +218,7 @@ def test_scene_views_agree(scenes4):
 
 
 def test_fully_hidden_shapes_are_dropped():
-    ds = SyntheticShapes(200, 32, num_classes=4, seed=0, shapes_per_image=(4, 4), size_range=(0.5, 0.9))
+    ds = SyntheticShapes(60, 32, num_classes=4, seed=0, shapes_per_image=(4, 4), size_range=(0.5, 0.9))
     hidden = 0
     for i in range(len(ds)):
         scene = ds.scene(i)
