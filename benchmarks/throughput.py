@@ -178,7 +178,8 @@ def markdown(device: str, info: dict, budget: runtime.Budget, steps: int, rows: 
     lines = [f"Measured {info['date']} with `{command}`.",
              f"Machine: {info['cpu']}, {info['cores']} cores (torch threads {info['torch_threads']})"
              + (f", GPU {info['gpu']} (CUDA {info['cuda']})" if device == "cuda" else "")
-             + f"; Python {info['python']}, torch {info['torch']}.",
+             + f"; Python {info['python']}, torch {info['torch']}; load average {info['load_average'][0]} before, "
+             f"{info['load_average'][1]} after.",
              f"Budget `{budget.name}`: {budget.image_size}×{budget.image_size} px, batch {budget.batch_size}, "
              f"width {budget.width}, {NUM_CLASSES} classes; {steps} batches per epoch, epoch 2 timed.", ""]
     if device == "cpu":
@@ -226,10 +227,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA GPU is available here")
     budget = runtime.budget(args.budget)
+    load_before = os.getloadavg()[0]
     command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = (run_cuda(args.models, budget, args.steps, args.peak_flops) if args.device == "cuda"
             else run_cpu(args.models, budget, args.steps))
     info = machine(args.device)
+    # other processes competing for the cores show here: 1-minute load average before and after the run
+    info["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     print(markdown(args.device, info, budget, args.steps, rows, command.strip(), args.peak_flops))
     payload = {"machine": info, "device": args.device, "budget": budget.as_dict(), "steps": args.steps,
                "command": command.strip(), "peak_flops": args.peak_flops, "results": rows}

@@ -229,6 +229,8 @@ def test_fit_rejects_bad_samples_and_models(data):
     broken = nn.Sequential(nn.Conv2d(3, K, 3, padding=1), nn.Upsample(scale_factor=2))
     with pytest.raises(ValueError, match="at the input's resolution"):
         fit(broken, data[0], epochs=1, batch_size=4, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="ignore_index must be an int outside the classes 0..3"):
+        fit(tiny("fcn8s"), data[0], epochs=1, batch_size=4, ignore_index=0, progress=False, device="cpu")
     with pytest.raises(ValueError, match="num_classes=3 but the model"):
         fit(tiny("fcn8s"), data[0], epochs=1, batch_size=4, num_classes=3, progress=False, device="cpu")
 
@@ -338,6 +340,7 @@ def test_atomic_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     assert state_equal(model.state_dict(), first.state_dict())
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_checkpoint_is_refused_without_running_code(tmp_path):
     marker = tmp_path / "pwned"
     assert not marker.exists()
