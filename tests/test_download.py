@@ -1,4 +1,4 @@
-"""segtutor.data.download: resumable, checksummed, atomic, safe — tested against a local server and file:// only.
+"""segtutor.data.download (module segtutor.data.fetch): resumable, checksummed, atomic, safe — tested against a local server and file:// only.
 
 The server runs on 127.0.0.1 in a thread, serves bytes from a dict, honours ``Range: bytes=a-``, records
 every request, and can cut a response short to simulate a broken connection. No test touches the network.
@@ -18,8 +18,8 @@ import pytest
 from segtutor.data.fake import make_fake_voc
 from segtutor.data.voc import VOCSegmentation
 
-# segtutor.data.download is the function; the module of the same name is reached through importlib.
-dl = importlib.import_module("segtutor.data.download")
+# segtutor.data.download is the function; it lives in the module segtutor.data.fetch.
+dl = importlib.import_module("segtutor.data.fetch")
 ARCHIVE = dl.DATASETS["voc2012"].filename
 
 

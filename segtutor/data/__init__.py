@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import importlib
-import types
 from typing import Any
 
 from .palette import IGNORE_COLOR, SHAPES_PALETTE, colorize, shapes_palette, voc_palette
@@ -21,7 +20,7 @@ _LAZY = {
     "VOC_CLASSES": "voc",
     "CityscapesSegmentation": "cityscapes",
     "CITYSCAPES_CLASSES": "cityscapes",
-    "download": "download",
+    "download": "fetch",
     "make_fake_voc": "fake",
     "make_fake_cityscapes": "fake",
 }
@@ -47,20 +46,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """Importing the submodule ``segtutor.data.download`` binds it on this package under the name
-    ``download``, which would hide the function ``download``; keep the function instead."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
-            if isinstance(self.__dict__.get(name), types.ModuleType):
-                del self.__dict__[name]
-            return
-        super().__setattr__(name, value)
-
-
-import sys as _sys  # noqa: E402
-
-_sys.modules[__name__].__class__ = _Package

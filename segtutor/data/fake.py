@@ -1,7 +1,7 @@
 """Small look-alikes of PASCAL VOC 2012 and Cityscapes, written in the exact on-disk formats.
 
 Used by ``notebooks/07_real_data.ipynb`` (so it always runs, with or without the real datasets) and by
-the tests of :mod:`segtutor.data.voc`, :mod:`segtutor.data.cityscapes` and :mod:`segtutor.data.download`.
+the tests of :mod:`segtutor.data.voc`, :mod:`segtutor.data.cityscapes` and :mod:`segtutor.data.fetch`.
 The pictures come from :class:`segtutor.data.SyntheticShapes` (a pixel's class is the type of the shape
 covering it); the files follow the real conventions:
 
