@@ -24,6 +24,11 @@ class Budget:
     ``image_size`` is the side of the synthetic images, ``train_samples`` / ``val_samples`` the dataset
     sizes, ``epochs`` and ``batch_size`` what :func:`segtutor.train.fit` is given, and ``width`` the
     base channel count the models are built with (``build_model(..., width=budget.width)``).
+
+    ``epochs`` is sized for the slowest model of the course, U-Net (about three times the cost of a training step
+    of the FCNs or DeepLabs at the same width). The faster models get more epochs, listed in ``model_epochs`` as
+    ``(model name, epochs)`` pairs, so that every model trains for about the same time: a training cell asks for
+    ``budget.epochs_for(name)``, and so does ``benchmarks/quality.py``.
     """
 
     name: str
@@ -34,6 +39,14 @@ class Budget:
     batch_size: int
     width: int
     description: str = ""
+    model_epochs: tuple[tuple[str, int], ...] = ()
+
+    def epochs_for(self, model: str) -> int:
+        """Epochs to train the model called ``model`` (a ``segtutor.models.build_model`` name) at this budget:
+        its entry in ``model_epochs``, else ``epochs``."""
+        if not isinstance(model, str):
+            raise TypeError(f"model must be a model name such as 'unet' or 'fcn8s', got {type(model).__name__}")
+        return dict(self.model_epochs).get(model.strip().lower(), self.epochs)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
