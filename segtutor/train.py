@@ -565,7 +565,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     mixed precision on for CUDA only (see the module docstring); ``channels_last=None`` likewise. With
     ``val_data``, every epoch ends with the validation loss, mIoU and pixel accuracy
     (:class:`segtutor.metrics.ConfusionMatrix`). ``progress`` shows tqdm bars. ``seed`` fixes shuffling and
-    every random draw during training (not the model's initial weights: seed before building the model).
+    every random draw during training (not the model's initial weights: seed before building the model); each
+    epoch reseeds Python's, NumPy's and torch's global generators from ``(seed, epoch)``.
 
     ``checkpoint``: a path saved after every completed epoch. If the file exists when ``fit`` starts, training
     resumes after its last completed epoch (weights, optimiser, schedule, history); a run that already finished
