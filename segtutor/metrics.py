@@ -34,6 +34,8 @@ __all__ = [
     "pixel_accuracy",
     "per_image_miou",
     "source_style_miou",
+    "boundary_band",
+    "boundary_miou",
 ]
 
 
@@ -349,6 +351,41 @@ def per_image_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     _check_config(num_classes, ignore_index)
     labels = _to_labels(pred, target, num_classes, ignore_index)
     return _nanmean(_iou(_counts(labels, target, num_classes, ignore_index, per_image=True)))
+
+
+@torch.no_grad()
+def boundary_band(target: torch.Tensor, width: int = 2) -> torch.Tensor:
+    """Pixels near a label change: bool ``(N, H, W)`` for integer labels ``target (N, H, W)``.
+
+    A pixel is in the band when its ``(2·width+1)²`` neighbourhood holds more than one label, i.e. it lies
+    within ``width`` pixels (chessboard distance) of a boundary. Taught in ``01_fcn.ipynb``, which builds it
+    from two max-pools and checks its own version against this one.
+    """
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive int (pixels), got {width!r}")
+    if not isinstance(target, torch.Tensor) or target.ndim != 3 or target.is_floating_point():
+        raise ValueError("target must be integer labels of shape (N, H, W), got "
+                         f"{getattr(target, 'dtype', type(target).__name__)} {tuple(getattr(target, 'shape', ()))}")
+    m = target.unsqueeze(1).float()
+    largest = torch.nn.functional.max_pool2d(m, 2 * width + 1, stride=1, padding=width)
+    smallest = -torch.nn.functional.max_pool2d(-m, 2 * width + 1, stride=1, padding=width)
+    return (largest != smallest).squeeze(1)
+
+
+def boundary_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, width: int = 2,
+                  ignore_index: int | None = None) -> float:
+    """mIoU over the pixels of :func:`boundary_band` only: how well a model draws the edges of objects.
+
+    ``pred``: labels ``(N, H, W)`` or scores ``(N, K, H, W)``; ``target``: labels ``(N, H, W)``. Interior pixels
+    (and ``ignore_index`` pixels) are left out, so coarse, blocky predictions score low here even when their
+    overall mIoU looks fine (FCN-32s vs FCN-8s in ``01_fcn.ipynb``, skips in ``02_unet.ipynb``).
+    """
+    band = boundary_band(target, width)
+    if ignore_index is not None:
+        band &= target != ignore_index
+    matrix = ConfusionMatrix(num_classes, ignore_index=-1)
+    matrix.update(pred, torch.where(band, target, torch.full_like(target, -1)))
+    return matrix.compute().miou
 
 
 def source_style_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:

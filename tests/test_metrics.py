@@ -373,3 +373,48 @@ def test_cuda_matrix_stays_on_device_and_equals_cpu():
         M.confusion_matrix(torch.full((1, 2, 2), 6, device="cuda"), torch.zeros(1, 2, 2, dtype=torch.long, device="cuda"), 6)
     with pytest.raises(ValueError, match="same device"):
         M.confusion_matrix(scores.cuda(), target, 6, 255)
+
+
+# ---- boundary band and boundary mIoU (01_fcn, 02_unet) ---------------------------------------------------------
+
+def test_boundary_band_hand_cases():
+    square = torch.zeros(1, 6, 6, dtype=torch.long)
+    square[0, 2:4, 2:4] = 1
+    expected = torch.zeros(1, 6, 6, dtype=torch.bool)
+    expected[0, 1:5, 1:5] = True                   # the square and the ring touching it, diagonals included
+    assert torch.equal(M.boundary_band(square, 1), expected)
+    edge = torch.zeros(1, 4, 8, dtype=torch.long)
+    edge[0, :, 4:] = 2                             # label change between columns 3 and 4
+    for width, cols in ((1, [3, 4]), (2, [2, 3, 4, 5])):
+        band = M.boundary_band(edge, width)[0]
+        assert band.any(dim=0).nonzero().flatten().tolist() == cols
+        assert bool(band[:, cols].all())
+    assert not M.boundary_band(torch.zeros(2, 5, 5, dtype=torch.long)).any()
+
+
+def test_boundary_miou_hand_case_and_ignore():
+    square = torch.zeros(1, 6, 6, dtype=torch.long)
+    square[0, 2:4, 2:4] = 1
+    # all-background prediction on the 16-pixel band: IoU_0 = 12/16, IoU_1 = 0/4 -> 0.375
+    assert M.boundary_miou(torch.zeros_like(square), square, 2, width=1) == pytest.approx(0.375)
+    assert M.boundary_miou(square, square, 2, width=1) == pytest.approx(1.0)
+    # an error far from any boundary does not count
+    far = square.clone()
+    far[0, 0, 0] = 1
+    assert M.boundary_miou(far, square, 2, width=1) == pytest.approx(1.0)
+    assert M.mean_iou(far, square, 2) < 1.0
+    # ignored pixels inside the band are left out
+    void = square.clone()
+    void[0, 1, 1:5] = 255
+    pred = square.clone()
+    pred[0, 1, 1:5] = 1                            # wrong only where the truth is void
+    assert M.boundary_miou(pred, void, 2, width=1, ignore_index=255) == pytest.approx(1.0)
+
+
+def test_boundary_band_bad_input():
+    with pytest.raises(ValueError, match="width"):
+        M.boundary_band(torch.zeros(1, 4, 4, dtype=torch.long), 0)
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        M.boundary_band(torch.zeros(4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        M.boundary_band(torch.zeros(1, 4, 4))
