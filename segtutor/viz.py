@@ -29,18 +29,28 @@ from torch import nn
 
 from .data.palette import colorize
 
-__all__ = ["colorize", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps"]
+__all__ = ["colorize", "figure", "to_png", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps"]
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
+def to_png(fig: Figure, dpi: float | None = None) -> bytes:
+    """The figure rendered as PNG bytes (for widgets, which show images, and for notebook display)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi if dpi is not None else "figure", bbox_inches="tight")
+    return buffer.getvalue()
+
 
 class _Figure(Figure):
     """A Figure that Jupyter shows as a PNG when it is a cell's last expression, with or without pyplot."""
 
     def _repr_png_(self) -> bytes:
-        buffer = io.BytesIO()
-        self.savefig(buffer, format="png", bbox_inches="tight")
-        return buffer.getvalue()
+        return to_png(self)
+
+
+def figure(**kwargs: Any) -> Figure:
+    """A new matplotlib Figure, not registered with pyplot, that a notebook shows when it is the last expression."""
+    return _Figure(**kwargs)
 
 
 def _to_numpy(value: Any, name: str) -> np.ndarray:
@@ -159,7 +169,7 @@ def show_batch(images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor | 
         raise ValueError(f"class_names has {len(names)} names but the labels go up to {top}")
 
     cols = 3 if pred is not None else 2
-    fig = _Figure(figsize=(2.6 * cols, 2.6 * rows + 0.6), layout="constrained")
+    fig = figure(figsize=(2.6 * cols, 2.6 * rows + 0.6), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for i in range(rows):
         axes[i, 0].imshow(_image_rgb(images[i], "images[i]"))
@@ -218,7 +228,7 @@ def plot_history(history: Any) -> Figure:
     """
     columns = _history_columns(history)
     epochs = _floats(columns["epoch"])
-    fig = _Figure(figsize=(12, 3.4), layout="constrained")
+    fig = figure(figsize=(12, 3.4), layout="constrained")
     ax_loss, ax_val, ax_lr = fig.subplots(1, 3)
     ax_loss.plot(epochs, _floats(columns["train_loss"]), "o-", label="train")
     val_loss = _floats(columns["val_loss"])
@@ -283,7 +293,7 @@ def plot_confusion_matrix(matrix: Any, class_names: Sequence[str] | None = None,
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
     values = _normalized(counts, normalize)
 
-    fig = _Figure(figsize=(1.0 + 0.6 * k + 1.5, 0.6 * k + 1.5), layout="constrained")
+    fig = figure(figsize=(1.0 + 0.6 * k + 1.5, 0.6 * k + 1.5), layout="constrained")
     ax = fig.subplots()
     shown = np.ma.masked_invalid(values)
     image = ax.imshow(shown, cmap=cmap, vmin=0, vmax=1 if normalize else None, interpolation="nearest")
@@ -387,7 +397,7 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
         raise ValueError("no layer produced a feature map (1, C, H, W); name the layers with layer_names=")
 
     cols = min(n, max(m.shape[0] for _, m in maps))
-    fig = _Figure(figsize=(1.6 * cols + 1.0, 1.7 * len(maps)), layout="constrained")
+    fig = figure(figsize=(1.6 * cols + 1.0, 1.7 * len(maps)), layout="constrained")
     axes = fig.subplots(len(maps), cols, squeeze=False)
     for row, (name, fmap) in enumerate(maps):
         strength = fmap.abs().mean(dim=(1, 2))

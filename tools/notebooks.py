@@ -3,7 +3,7 @@
 
     python tools/notebooks.py check   [PATH ...]   report cells that break the convention (exit 1 if any)
     python tools/notebooks.py clean   [PATH ...]   strip outputs/execution counts of every untagged cell
-    python tools/notebooks.py refresh [PATH ...]   execute, then store outputs of `nbval-check-output` cells only
+    python tools/notebooks.py refresh [PATH ...]   execute (at the ci budget), then store outputs of `nbval-check-output` cells only
     python tools/notebooks.py execute SRC DEST     execute every notebook under SRC at this machine's budget
                                                    into DEST as .ipynb and .html (`make course`)
 
@@ -111,7 +111,12 @@ def _execute(nb: dict[str, Any], cwd: Path, timeout: int = 1800) -> dict[str, An
 
 
 def refresh(path: Path) -> None:
-    """Execute ``path`` and store fresh outputs for its tagged cells only."""
+    """Execute ``path`` and store fresh outputs for its tagged cells only.
+
+    Runs at the ``ci`` budget unless SEGTUTOR_BUDGET says otherwise: tagged outputs must not depend on the
+    budget anyway, and nothing is gained by training longer here.
+    """
+    os.environ.setdefault("SEGTUTOR_BUDGET", "ci")
     original = load(path)
     executed = _execute(load(path), path.parent)
     for cell, ran in zip(original["cells"], executed["cells"]):

@@ -20,7 +20,6 @@ picture is an ``ipywidgets.Image`` holding a PNG, so it updates (and can be test
 """
 from __future__ import annotations
 
-import io
 from typing import Any, NamedTuple, Sequence
 
 import ipywidgets as widgets
@@ -30,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..receptive_field import analytic_receptive_field
+from ..viz import to_png
 
 __all__ = ["DilationStats", "SCHEDULES", "layer_rates", "sampling_pattern", "dilation_stats", "draw_dilation",
            "DilationExplorer", "dilation_explorer"]
@@ -182,11 +182,6 @@ def draw_dilation(kernel_size: int = 3, rate: int = 2, layers: int = 2, *, rates
     return fig, stats
 
 
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
-
 
 def _summary_html(stats: DilationStats) -> str:
     rates = ", ".join(map(str, stats.rates))
@@ -232,7 +227,7 @@ class DilationExplorer(widgets.VBox):
         rates = layer_rates(self.rate.value, self.layers.value, self.schedule.value)
         fig, self.stats = draw_dilation(self.kernel_size.value, rates=rates, channels=self.channels)
         self.summary.value = _summary_html(self.stats)
-        self.image.value = _png(fig)
+        self.image.value = to_png(fig, dpi=90)
 
 
 def dilation_explorer(kernel_size: int = 3, rate: int = 2, layers: int = 3, schedule: str = "constant",

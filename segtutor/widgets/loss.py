@@ -19,7 +19,6 @@ sends into the network): :func:`loss_curves` gives ``|∂L/∂z_t|`` for the tru
 """
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from ..losses import CombinedLoss, dice_loss, focal_loss
+from ..viz import figure, to_png
 
 __all__ = ["LOSS_NAMES", "loss_curves", "imbalanced_batch", "gradient_shares", "draw_loss_panel", "loss_explorer",
            "LossExplorer"]
@@ -152,11 +152,6 @@ def gradient_shares(gamma: float = 2.0, alpha: float = 1.0, smooth: float = 1.0,
     return shares
 
 
-def _figure(**kwargs: Any) -> Figure:
-    from ..viz import _Figure  # shows itself as a PNG in Jupyter, without pyplot
-
-    return _Figure(**kwargs)
-
 
 def draw_loss_panel(gamma: float = 2.0, alpha: float = 1.0, smooth: float = 1.0, mix: float = 0.5, *,
                     p: Any = None, batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> Figure:
@@ -167,7 +162,7 @@ def draw_loss_panel(gamma: float = 2.0, alpha: float = 1.0, smooth: float = 1.0,
     shares = gradient_shares(gamma, alpha, smooth, mix, (logits, target))
     pixel_share = float((target == _RARE).double().mean())
 
-    fig = _figure(figsize=(13, 3.8), layout="constrained")
+    fig = figure(figsize=(13, 3.8), layout="constrained")
     ax_loss, ax_grad, ax_share = fig.subplots(1, 3)
     for name in LOSS_NAMES:
         ax_loss.plot(curves["p"], curves[name], color=_COLORS[name], label=name)
@@ -194,11 +189,6 @@ def draw_loss_panel(gamma: float = 2.0, alpha: float = 1.0, smooth: float = 1.0,
                        f"(toy batch: {target.numel()} pixels, {int((target == _RARE).sum())} rare)", fontsize=10)
     return fig
 
-
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
 
 
 class LossExplorer:
@@ -242,7 +232,7 @@ class LossExplorer:
     def _redraw(self, change: Any = None) -> None:
         values = self.values()
         fig = draw_loss_panel(**values)
-        self.image.value = _png(fig)
+        self.image.value = to_png(fig, dpi=80)
         self.shares = gradient_shares(**values)
         rows = "".join(f"<tr><td>{name}</td><td style='text-align:right'>{share:.3f}</td></tr>"
                        for name, share in self.shares.items())
