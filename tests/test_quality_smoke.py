@@ -92,3 +92,9 @@ def test_summary_reports_the_median_over_seeds(quality):
     assert "**0.910**" in line and "0.800–0.950" in line and "| 50.0 |" in line
     assert "test CPU, 2 cores" in text and "`python benchmarks/quality.py --budget tiny`" in text
     assert "0.210" in text and "0.5–0.7" in text
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_run_one_on_cuda(quality):
+    row = quality.run_one("unet", TINY, seed=0, device="cuda")
+    assert row["device"].startswith("cuda") and 0 <= row["miou"] <= 1 and row["seconds"] > 0
