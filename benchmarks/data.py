@@ -21,7 +21,6 @@ import argparse
 import datetime
 import os
 import platform
-import subprocess
 import sys
 import time
 from typing import Callable
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.machine import cpu_name  # noqa: E402
 from segtutor.data import SyntheticShapes  # noqa: E402
 
 SETTINGS = [("ci", 96, 48), ("cpu", 800, 64), ("gpu", 4000, 128)]
@@ -67,12 +67,7 @@ def best_time(fn: Callable[[], object], rounds: int) -> float:
 
 
 def machine() -> str:
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name"))
-    except (StopIteration, OSError):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ import argparse
 import datetime
 import os
 import platform
-import subprocess
 import sys
 import time
 from typing import Callable
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.machine import cpu_name  # noqa: E402
 from segtutor import metrics as M  # noqa: E402
 
 import torchmetrics  # noqa: E402
@@ -83,11 +83,7 @@ def run_pass(fn: Callable[[torch.Tensor, torch.Tensor], None], batches, device) 
 
 
 def machine() -> dict[str, str]:
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name"))
-    except Exception:  # noqa: BLE001 - lscpu missing (macOS): fall back
-        model = platform.processor() or platform.machine()
+    model = cpu_name()
     info = {
         "date": datetime.date.today().isoformat(),
         "cpu": model,

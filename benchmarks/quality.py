@@ -26,10 +26,8 @@ with the machine, versions, load average and the command) on stderr, ready for `
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,6 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 from segtutor import runtime, train  # noqa: E402
+from benchmarks.machine import machine  # noqa: E402
 from segtutor.data import SyntheticShapes  # noqa: E402
 from segtutor.models import MODEL_NAMES, build_model  # noqa: E402
 
@@ -48,28 +47,6 @@ NUM_CLASSES = 4
 #: held-out images of run ``seed`` come from ``SyntheticShapes(..., seed=HELD_OUT_SEED_OFFSET + seed)``
 HELD_OUT_SEED_OFFSET = 10_000
 DEFAULT_MODELS = ("unet", "deeplabv3plus", "fcn8s")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine(device: torch.device) -> dict[str, Any]:
-    """Where the figures were measured: CPU model and cores, torch threads, GPU, library versions."""
-    info: dict[str, Any] = {"date": datetime.date.today().isoformat(), "cpu": cpu_name(), "cores": os.cpu_count(),
-                            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-                            "torch": torch.__version__}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-    return info
 
 
 def run_one(model_name: str, budget: runtime.Budget | str, seed: int = 0, *, device: str | None = None,

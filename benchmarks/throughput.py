@@ -32,11 +32,9 @@ Prints a markdown table (machine, versions, command first) and then the same res
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -46,6 +44,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from benchmarks.machine import machine  # noqa: E402
 from segtutor import runtime, train  # noqa: E402
 from segtutor.data import SyntheticShapes  # noqa: E402
 from segtutor.models import MODEL_NAMES, build_model  # noqa: E402
@@ -57,17 +56,6 @@ H100_BF16_DENSE = 989e12
 def _maxrss_bytes() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB, macOS bytes
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @functools.lru_cache(maxsize=2)
@@ -159,17 +147,6 @@ def run_cuda(models: list[str], budget: runtime.Budget, steps: int, peak_flops: 
         print(f"  {name}: fp32 {row['fp32']['images_per_s']:.0f}, amp {row['amp']['images_per_s']:.0f}, "
               f"amp+cl {row['amp_cl']['images_per_s']:.0f} img/s", file=sys.stderr)
     return rows
-
-
-def machine(device: str) -> dict[str, Any]:
-    info = {"date": datetime.date.today().isoformat(), "cpu": _cpu_name(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform()}
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-        info["cuda"] = torch.version.cuda
-        info["bf16"] = torch.cuda.is_bf16_supported()
-    return info
 
 
 def markdown(device: str, info: dict, budget: runtime.Budget, steps: int, rows: list[dict], command: str,

@@ -143,7 +143,6 @@ def make_fake_cityscapes(root: str | os.PathLike, n: int = 6, image_size: int | 
     images, masks = shapes.tensors()
     to_ids = torch.tensor([0, *_SHAPE_IDS], dtype=torch.int64)
     rows = torch.arange(h)[:, None].expand(h, w)
-    cols = torch.arange(w)[None, :].expand(h, w)
 
     root = Path(root)
     index = 0
