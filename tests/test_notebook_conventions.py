@@ -69,3 +69,22 @@ def test_check_command_exit_code(tmp_path, capsys):
     assert nbtool.main(["check", str(tmp_path)]) == 1
     assert nbtool.main(["clean", str(bad)]) == 0
     assert nbtool.main(["check", str(bad)]) == 0
+
+
+def test_execute_course_writes_executed_notebook_and_html(tmp_path):
+    """`make course`: every notebook under SRC executed into DEST as .ipynb (with outputs) and .html."""
+    src = tmp_path / "src"
+    src.mkdir()
+    nb = {"cells": [_cell("import os\nprint('budget', os.environ.get('SEGTUTOR_BUDGET'))"), _cell("print(6 * 7)")],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (src / "tiny.ipynb").write_text(json.dumps(nb))
+    broken = copy.deepcopy(nb)
+    broken["cells"][1]["source"] = "raise RuntimeError('boom')"
+    (src / "broken.ipynb").write_text(json.dumps(broken))
+    dest = tmp_path / "course"
+    assert nbtool.execute_course(src, dest) == 1          # one notebook failed: reported, the other still built
+    executed = json.loads((dest / "tiny.ipynb").read_text())
+    assert "".join(executed["cells"][1]["outputs"][0]["text"]) == "42\n"
+    assert "42" in (dest / "tiny.html").read_text()
+    assert not (dest / "broken.ipynb").exists()

@@ -101,13 +101,15 @@ def clean(nb: dict[str, Any]) -> dict[str, Any]:
     return nb
 
 
-def _execute(nb: dict[str, Any], cwd: Path, timeout: int = 1800) -> dict[str, Any]:
+def _execute(nb: dict[str, Any], cwd: Path, timeout: int = 1800):
+    """The executed notebook as an ``nbformat.NotebookNode`` (sources joined into strings, as nbclient and
+    nbconvert expect; ``json.loads(nbformat.writes(node))`` gives the on-disk dict form)."""
     import nbformat
     from nbclient import NotebookClient
 
-    node = nbformat.reads(json.dumps(nb), as_version=4)  # joins list-of-lines sources, as nbclient expects
+    node = nbformat.reads(json.dumps(nb), as_version=4)
     NotebookClient(node, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
-    return json.loads(nbformat.writes(node))
+    return node
 
 
 def refresh(path: Path) -> None:
@@ -117,8 +119,10 @@ def refresh(path: Path) -> None:
     budget anyway, and nothing is gained by training longer here.
     """
     os.environ.setdefault("SEGTUTOR_BUDGET", "ci")
+    import nbformat
+
     original = load(path)
-    executed = _execute(load(path), path.parent)
+    executed = json.loads(nbformat.writes(_execute(load(path), path.parent)))
     for cell, ran in zip(original["cells"], executed["cells"]):
         if cell.get("cell_type") == "code" and TAG in tags(cell):
             cell["outputs"] = ran.get("outputs", [])
@@ -151,8 +155,8 @@ def execute_course(src: Path, dest: Path) -> int:
             continue
         seconds = time.perf_counter() - start
         out = dest / path.name
-        dump(executed, out)
-        html, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(executed))
+        nbformat.write(executed, str(out))
+        html, _ = HTMLExporter().from_notebook_node(executed)
         out.with_suffix(".html").write_text(html, encoding="utf-8")
         print(f"{path.name}: {seconds:.1f} s -> {out} (+ .html)")
     return 1 if failures else 0
