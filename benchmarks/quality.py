@@ -18,6 +18,7 @@ Usage:
   python benchmarks/quality.py --budget cpu --models unet,deeplabv3plus,fcn8s            # 3 seeds, 2 torch threads
   python benchmarks/quality.py --budget ci --models unet,deeplabv3plus,fcn8s,fcn32s --seeds 0
   python benchmarks/quality.py --budget gpu --models unet,deeplabv3plus,fcn8s --device cuda
+  python benchmarks/quality.py --budget cpu --models unet,fcn8s --step-times   # one training step per model, timed
   options: --seeds 0,1,2  --threads N (CPU; default 2)  --lr X / --epochs N (explorations: recorded in the output)
 
 Output: one JSON line per (model, seed) on stdout; at the end a markdown summary (median over the seeds per model,
@@ -105,6 +106,35 @@ def run_one(model_name: str, budget: runtime.Budget | str, seed: int = 0, *, dev
     }
 
 
+def step_times(model_name: str, budget: runtime.Budget | str, *, repeats: int = 10, device: str | None = None
+               ) -> dict[str, Any]:
+    """Median wall and CPU time of one training step (forward, cross-entropy, backward, AdamW) on one batch of the
+    budget's size, after two warm-up steps: what ``Budget.model_epochs`` is sized from (``--step-times``)."""
+    b = runtime.budget(budget) if isinstance(budget, str) else budget
+    dev = runtime.get_device(device)
+    images, masks = SyntheticShapes(b.batch_size, b.image_size, NUM_CLASSES, seed=0).tensors()
+    images, masks = images.to(dev), masks.to(dev).long()
+    runtime.seed_everything(0)
+    model = build_model(model_name, NUM_CLASSES, width=b.width).to(dev).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    walls, cpus = [], []
+    for i in range(repeats + 2):
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(images), masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if i >= 2:
+            walls.append(time.perf_counter() - wall0)
+            cpus.append(time.process_time() - cpu0)
+    return {"budget": b.name, "model": model_name, "step_ms": round(1e3 * statistics.median(walls), 1),
+            "step_cpu_ms": round(1e3 * statistics.median(cpus), 1), "batch_size": b.batch_size,
+            "image_size": b.image_size, "width": b.width, "device": str(dev), "torch_threads": torch.get_num_threads(),
+            "load": round(os.getloadavg()[0], 2)}
+
+
 def background_only_miou(budget: runtime.Budget | str, seed: int = 0) -> float:
     """Held-out mIoU of a model that predicts background everywhere: the floor 'learns' is compared with."""
     from segtutor.metrics import ConfusionMatrix
@@ -159,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads on the CPU (default 2)")
     parser.add_argument("--lr", type=float, default=None, help="override fit's default lr (exploration only)")
     parser.add_argument("--epochs", type=int, default=None, help="override budget.epochs_for(model) (exploration only)")
+    parser.add_argument("--step-times", action="store_true",
+                        help="only time one training step per model (median of 10) instead of training")
     args = parser.parse_args(argv)
 
     models = [m.strip().lower() for m in args.models.split(",") if m.strip()]
@@ -171,6 +203,10 @@ def main(argv: list[str] | None = None) -> None:
     budget = runtime.budget(args.budget)
     command = "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
+    if args.step_times:
+        for model_name in models:
+            print(json.dumps(step_times(model_name, budget, device=args.device)), flush=True)
+        return
     rows = []
     for model_name in models:
         for seed in _int_list(args.seeds):

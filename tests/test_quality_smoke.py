@@ -98,3 +98,9 @@ def test_summary_reports_the_median_over_seeds(quality):
 def test_run_one_on_cuda(quality):
     row = quality.run_one("unet", TINY, seed=0, device="cuda")
     assert row["device"].startswith("cuda") and 0 <= row["miou"] <= 1 and row["seconds"] > 0
+
+
+def test_step_times_row(quality):
+    row = quality.step_times("fcn8s", TINY, repeats=2, device="cpu")
+    assert (row["model"], row["batch_size"], row["image_size"], row["torch_threads"]) == ("fcn8s", 8, 32, 1)
+    assert row["step_ms"] > 0 and row["step_cpu_ms"] >= 0
