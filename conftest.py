@@ -9,6 +9,11 @@ import sys
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 os.environ.setdefault("SEGTUTOR_BUDGET", "ci")
+# At the ci budget, one torch thread for the tests and the notebook kernels (they inherit the environment): its
+# steps are too small to gain from a second thread, and on a busy machine two threads waiting for each other at
+# every op made training steps 10-190x slower (benchmarks/RESULTS.md, "Quality per budget (CPU)").
+if os.environ["SEGTUTOR_BUDGET"].strip().lower() == "ci":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
