@@ -668,7 +668,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
 def _progress(enabled: bool, **kwargs: Any):
     from tqdm.auto import tqdm
 
-    return tqdm(disable=not enabled, **kwargs)
+    # at most ~2 redraws a second: each widget redraw is a kernel message, and a flood of them slows notebooks
+    return tqdm(disable=not enabled, mininterval=0.5, **kwargs)
 
 
 def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
