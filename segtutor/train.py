@@ -634,6 +634,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
 
     was_training = model.training
     epoch_bar = _progress(progress, total=epochs, initial=len(history), desc="epochs", unit="epoch")
+    # one batch bar for the whole run, reset each epoch: every new notebook bar is a new widget on the page
+    batch_bar = _progress(progress, total=steps_per_epoch, unit="batch", leave=False)
     try:
         for epoch in range(len(history), epochs):
             global_seed, shuffle_seed = _epoch_seeds(int(seed), epoch)
@@ -641,7 +643,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
             shuffle_generator.manual_seed(shuffle_seed)
             start = time.perf_counter()
             train_loss, last_lr = _train_epoch(model, train_loader, loss, optimizer, scheduler, scaler, device,
-                                               amp_dtype, channels_last, k, ignore_index, progress,
+                                               amp_dtype, channels_last, k, ignore_index, batch_bar,
                                                f"epoch {epoch + 1}/{epochs}")
             val_loss = val_miou = val_acc = None
             if val_loader is not None:
@@ -660,6 +662,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
                 postfix["val_mIoU"] = f"{val_miou:.3f}"
             epoch_bar.set_postfix(postfix)
     finally:
+        batch_bar.close()
         epoch_bar.close()
         model.train(was_training)
     return history
@@ -674,48 +677,49 @@ def _progress(enabled: bool, **kwargs: Any):
 
 def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
                  scheduler: Any, scaler: Any, device: torch.device, amp_dtype: torch.dtype | None,
-                 channels_last: bool, num_classes: int, ignore_index: int | None, progress: bool,
+                 channels_last: bool, num_classes: int, ignore_index: int | None, bar: Any,
                  desc: str) -> tuple[float, float]:
-    """One pass over ``loader``; returns (mean training loss per image, learning rate of the last step)."""
+    """One pass over ``loader``, counted on ``bar`` (a tqdm bar, possibly disabled); returns (mean training loss
+    per image, learning rate of the last step)."""
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per batch
     count, last_lr = 0, optimizer.param_groups[0]["lr"]
     refresh = max(1, len(loader) // 20)
-    bar = _progress(progress, total=len(loader), desc=desc, unit="batch", leave=False)
-    try:
-        for index, (images, masks) in enumerate(loader):
-            _check_batch("train_data", index, images, masks, num_classes, ignore_index)
-            x = images.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = masks.to(device, non_blocking=True).long()
-            with _autocast(device, amp_dtype):
-                try:
-                    logits = model(x)
-                except ValueError as exc:
-                    if "more than 1 value per channel" not in str(exc):
-                        raise
-                    raise ValueError(f"{desc}, batch {index}: {len(images)} image(s) of {tuple(images.shape[2:])} px leave "
-                                     "one value per channel at the model's deepest level, and BatchNorm cannot train on "
-                                     "that; use batch_size >= 2 (and at least 2 training images) or larger images") from exc
-                loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            last_lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            total += loss.detach().double() * len(images)
-            count += len(images)
-            bar.update(1)
-            if progress and (index % refresh == 0 or index == len(loader) - 1):
-                bar.set_postfix(loss=f"{total.item() / count:.4f}")
-    finally:
-        bar.close()
+    bar.reset(total=len(loader))
+    bar.set_description(desc, refresh=False)
+    for index, (images, masks) in enumerate(loader):
+        _check_batch("train_data", index, images, masks, num_classes, ignore_index)
+        x = images.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = masks.to(device, non_blocking=True).long()
+        with _autocast(device, amp_dtype):
+            try:
+                logits = model(x)
+            except ValueError as exc:
+                if "more than 1 value per channel" not in str(exc):
+                    raise
+                raise ValueError(f"{desc}, batch {index}: {len(images)} image(s) of {tuple(images.shape[2:])} px leave "
+                                 "one value per channel at the model's deepest level, and BatchNorm cannot train on "
+                                 "that; use batch_size >= 2 (and at least 2 training images) or larger images") from exc
+            loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        last_lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        total += loss.detach().double() * len(images)
+        count += len(images)
+        if not bar.disable and (index % refresh == 0 or index == len(loader) - 1):
+            # the loss sum stays on the device; read it only when the bar will show it (a sync)
+            bar.set_postfix(loss=f"{total.item() / count:.4f}", refresh=False)
+        bar.update(1)             # redraws at most every mininterval seconds, postfix included
+    bar.refresh()
     mean = total.item() / count
     if not math.isfinite(mean):
         raise FloatingPointError(f"training loss became {mean} ({desc}); lower the learning rate (lr), check the "

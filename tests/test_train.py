@@ -137,6 +137,28 @@ def test_fit_restores_mode_and_progress_bars(data, capsys):
     assert "epochs" in err and "val_mIoU" in err
 
 
+def test_fit_makes_two_progress_bars_whatever_the_epochs(data, monkeypatch):
+    # Each tqdm bar in a notebook is a new widget (kernel messages, page clutter): fit makes one bar for the
+    # epochs and one batch bar that it resets each epoch, however many epochs it runs.
+    import segtutor.train as train_module
+
+    made = []
+    real = train_module._progress
+
+    def counting(enabled, **kwargs):
+        bar = real(enabled, **kwargs)
+        made.append(bar)
+        return bar
+
+    monkeypatch.setattr(train_module, "_progress", counting)
+    fit(tiny("fcn8s"), data[0], epochs=3, batch_size=4, progress=True, device="cpu")
+    assert len(made) == 2
+    epochs, batches = made
+    assert epochs.n == 3 and epochs.total == 3
+    assert batches.total == len(data[0]) // 4 and batches.n == batches.total  # reset, then counted, per epoch
+    assert batches.desc.startswith("epoch 3/3") and "loss" in batches.postfix
+
+
 def test_fit_accepts_segtutor_loss_and_ignore_index(data):
     from segtutor.losses import DiceLoss
 
