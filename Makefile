@@ -6,8 +6,11 @@ TORCH_VERSION ?= 2.13.0
 LAB_ARGS      ?=
 PYTEST_ARGS   ?=
 STAMP         := $(VENV)/.segtutor-installed
+BENCH_GPU     := build/bench-gpu
+SHELL         := bash
+.SHELLFLAGS   := -o pipefail -c
 
-.PHONY: lab test install clean-notebooks check-notebooks course assignments nbgrader-course bench clean
+.PHONY: lab test install clean-notebooks check-notebooks course assignments nbgrader-course bench bench-gpu clean
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
@@ -47,6 +50,18 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/metrics.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/quality.py --budget cpu
+
+# Every GPU figure of benchmarks/RESULTS.md in one command, on a CUDA machine:
+# the CUDA tests, metrics, training throughput (fp32 / AMP / AMP+channels_last, MFU), quality at the gpu
+# budget, and every notebook timed at the gpu budget. Tables and logs land in build/bench-gpu/.
+bench-gpu: $(STAMP)
+	@$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'bench-gpu needs a CUDA GPU: torch.cuda.is_available() is False (torch ' + torch.__version__ + ')')"
+	mkdir -p $(BENCH_GPU)
+	$(BIN)/python -m pytest tests -q -k cuda | tee $(BENCH_GPU)/cuda-tests.txt
+	$(BIN)/python benchmarks/metrics.py --device cuda | tee $(BENCH_GPU)/metrics.md
+	$(BIN)/python benchmarks/throughput.py --device cuda --json $(BENCH_GPU)/throughput.json | tee $(BENCH_GPU)/throughput.md
+	$(BIN)/python benchmarks/quality.py --budget gpu --device cuda 2>&1 >$(BENCH_GPU)/quality.jsonl | tee $(BENCH_GPU)/quality.md
+	SEGTUTOR_BUDGET=gpu MPLBACKEND=Agg $(BIN)/python -m pytest --nbval notebooks -q --durations=30 | tee $(BENCH_GPU)/notebooks.txt
 
 clean:
 	rm -rf build .pytest_cache
