@@ -66,7 +66,7 @@ class Budget:
 #: FCN-16s 32, FCN-8s 29).
 BUDGETS: dict[str, Budget] = {
     "ci": Budget("ci", image_size=48, train_samples=256, val_samples=64, epochs=12, batch_size=8, width=8,
-                 description="test suite: a few seconds per training run"),
+                 description="test suite: about 10 s per training run on one CPU thread"),
     "cpu": Budget("cpu", image_size=64, train_samples=800, val_samples=200, epochs=8, batch_size=16, width=16,
                   description="laptop CPU: under a minute per training run on 2 cores",
                   model_epochs=(("deeplabv3plus", 20), ("deeplabv2", 18), ("deeplabv1", 20), ("fcn32s", 22),
