@@ -1,5 +1,6 @@
 """COURSE.md §6: committed notebooks keep outputs only in cells tagged nbval-check-output."""
 import copy
+import itertools
 import importlib.util
 import json
 from pathlib import Path
@@ -14,9 +15,13 @@ spec.loader.exec_module(nbtool)
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
+_CELL_IDS = itertools.count()
+
+
 def _cell(source, outputs=(), count=None, tags=()):
-    return {"cell_type": "code", "source": source, "metadata": {"tags": list(tags)} if tags else {},
-            "outputs": list(outputs), "execution_count": count}
+    # nbformat 4.5 cells carry a unique id, as the course's notebooks do
+    return {"id": f"cell-{next(_CELL_IDS)}", "cell_type": "code", "source": source,
+            "metadata": {"tags": list(tags)} if tags else {}, "outputs": list(outputs), "execution_count": count}
 
 
 STREAM = {"output_type": "stream", "name": "stdout", "text": "42\n"}
