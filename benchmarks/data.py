@@ -3,7 +3,7 @@
 Measured as CPU time of this process (robust on a shared machine), best of ``--rounds`` runs each:
 
   construct         SyntheticShapes(N, size) with cache=True: draws and stores every sample (uint8);
-                    N and size are the budgets' training sets (ci: 96 × 48 px, cpu: 800 × 64, gpu: 4000 × 128)
+                    N and size are the budgets' training sets (``segtutor.runtime.BUDGETS``)
   getitem cached    ds[i] for every i of a cached dataset (uint8 → float32 conversion only)
   getitem lazy      ds[i] for every i of a cache=False dataset (draws the sample on each access)
   reference         the source document's generator, re-implemented: a pure-noise image (np.random.rand)
@@ -31,8 +31,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.machine import cpu_name  # noqa: E402
 from segtutor.data import SyntheticShapes  # noqa: E402
+from segtutor.runtime import BUDGETS  # noqa: E402
 
-SETTINGS = [("ci", 96, 48), ("cpu", 800, 64), ("gpu", 4000, 128)]
+#: (budget, training images, image size) of every budget
+SETTINGS = [(b.name, b.train_samples, b.image_size) for b in BUDGETS.values()]
 
 
 def reference_generator(num_samples: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
