@@ -56,11 +56,11 @@ class Budget:
 #: (under a minute per training run on 2 cores); ``gpu`` uses a CUDA card well. Measured results of each:
 #: ``benchmarks/RESULTS.md`` (``python benchmarks/quality.py --budget NAME``).
 #:
-#: ``ci``: 48-px images, batches of 8, 384 steps for every model: about 5-10 CPU-seconds each, enough for all seven
-#: models to score clearly above predicting background everywhere (not to converge). 48 px is the smallest size at
-#: which the stride-32 FCN-32s gets a 2x2 score map; at 32 px (1x1) it could only predict background, and the
-#: stride-8/16 models (DeepLab v1/v2, FCN-16s) hardly rose above it. U-Net learned more at 32 px (0.48 vs 0.34
-#: median held-out mIoU): a trade measured in ``benchmarks/RESULTS.md``.
+#: ``ci``: 48-px images, batches of 8, 384 steps for every model: 7-12 CPU-seconds each, enough for all seven
+#: models to score clearly above predicting background everywhere (not to converge); of the sizes tried (32, 40, 48,
+#: 64 px) it is the smallest that does. At 32 px the stride-32 FCN-32s has a 1x1 score map and could only predict
+#: background (48 px gives it 2x2), and the stride-8/16 models (DeepLab v1/v2, FCN-16s) hardly rose above it.
+#: U-Net learned more at 32 px (0.48 vs 0.34 median held-out mIoU): a trade measured in ``benchmarks/RESULTS.md``.
 #: ``cpu``: ``model_epochs`` gives each model about the same 2-core time as U-Net's 8 epochs (measured training
 #: step at 64 px, batch 16, width 16, 2 threads: U-Net 108 ms, DeepLab v3+ 44, v2 49, v1 42, FCN-32s 40,
 #: FCN-16s 32, FCN-8s 29).
