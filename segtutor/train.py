@@ -1,4 +1,4 @@
-"""Training, evaluation, prediction and checkpoints: the one loop the whole course shares.
+"""Training, evaluation and prediction: the one loop the whole course shares.
 
 Taught in ``notebooks/06_end_to_end.ipynb`` (the source's demo done right: a held-out set, metrics from
 :mod:`segtutor.metrics`, checkpoints that survive a crash); every other notebook trains through :func:`fit`.
@@ -8,8 +8,10 @@ Taught in ``notebooks/06_end_to_end.ipynb`` (the source's demo done right: a hel
   :class:`History` (one :class:`EpochStats` per epoch).
 - :func:`evaluate` scores a model on a dataset with :class:`segtutor.metrics.ConfusionMatrix`.
 - :func:`predict` turns images ``(N, C, H, W)`` (or one ``(C, H, W)``) into labels ``(N, H, W)`` (or ``(H, W)``).
-- :func:`save_checkpoint` / :func:`load_checkpoint` write atomically and read with ``weights_only=True``,
-  so loading a file never runs code from it.
+- :func:`save_checkpoint` / :func:`load_checkpoint` (from :mod:`segtutor.checkpoint`, re-exported here) write
+  atomically and read with ``weights_only=True``, so loading a file never runs code from it; :class:`History`
+  and :class:`EpochStats` come from :mod:`segtutor.history`, and the dataset and model checks from
+  :mod:`segtutor._validation`.
 
 Reproducibility: every epoch starts from seeds derived from ``(seed, epoch)`` — the shuffling order and
 Python's, NumPy's and torch's global generators (augmentations, dropout). So two runs with the same seed give
@@ -25,12 +27,8 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,7 +37,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ._validation import check_labels
+from ._validation import check_batch, check_channels, check_labels, first_pair, forward_checked, model_device, model_name
+from .checkpoint import CheckpointError, apply_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from .history import EpochStats, History
 from .runtime import get_device, seed_everything
 
 __all__ = [
@@ -66,102 +66,7 @@ __all__ = [
 #: (128 px, width 32, batch 64, 12 epochs, bf16) it reaches unet .997, deeplabv3plus .985, fcn8s .971.
 DEFAULT_LR = 2e-2
 
-#: The ``format`` tag of a checkpoint written by :func:`save_checkpoint`.
-CHECKPOINT_FORMAT = "segtutor-checkpoint"
-CHECKPOINT_VERSION = 1
-
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used: not a checkpoint, unsafe to load, or for another model."""
-
-
-# --------------------------------------------------------------------------------------------- history
-
-@dataclass(frozen=True)
-class EpochStats:
-    """What one epoch of :func:`fit` measured. ``val_*`` are ``None`` when ``fit`` had no ``val_data``.
-
-    ``epoch`` counts from 1; ``train_loss`` is the mean loss over the epoch's training batches, weighted by
-    their size (measured as the weights changed during the epoch); ``val_loss``, ``val_miou`` and ``val_pixel_accuracy`` are measured after the
-    epoch; ``lr`` is the learning rate of the epoch's last step; ``seconds`` the wall time of the epoch.
-    """
-
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    val_miou: float | None
-    val_pixel_accuracy: float | None
-    lr: float
-    seconds: float
-
-
-class History(Sequence):
-    """The per-epoch record of a :func:`fit` run: a read-only list of :class:`EpochStats`.
-
-    ``history[-1].val_miou`` reads one epoch, ``history.train_loss`` one column (a list over epochs),
-    ``history.plot()`` draws the curves, ``to_dict`` / ``from_dict`` convert to plain types for checkpoints.
-    """
-
-    COLUMNS = tuple(f.name for f in fields(EpochStats))
-
-    def __init__(self, records: Sequence[EpochStats] = ()) -> None:
-        self._records: list[EpochStats] = list(records)
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return History(self._records[index])
-        return self._records[index]
-
-    def __iter__(self) -> Iterator[EpochStats]:
-        return iter(self._records)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, History) and self._records == other._records
-
-    def __getattr__(self, name: str) -> list:
-        if name in History.COLUMNS:
-            return [getattr(r, name) for r in self._records]
-        raise AttributeError(f"'History' has no attribute {name!r}; columns are {', '.join(History.COLUMNS)}")
-
-    def append(self, record: EpochStats) -> None:
-        self._records.append(record)
-
-    def to_dict(self) -> dict[str, list]:
-        """Columns as plain lists: ``{"epoch": [...], "train_loss": [...], ...}``."""
-        return {name: [getattr(r, name) for r in self._records] for name in History.COLUMNS}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Sequence]) -> History:
-        """Inverse of :meth:`to_dict`."""
-        missing = [name for name in cls.COLUMNS if name not in data]
-        if missing:
-            raise ValueError(f"history dict lacks the column(s) {missing}; expected keys {list(cls.COLUMNS)}")
-        lengths = {len(data[name]) for name in cls.COLUMNS}
-        if len(lengths) != 1:
-            raise ValueError(f"history columns have different lengths {sorted(lengths)}")
-        n = lengths.pop()
-        return cls([EpochStats(**{name: data[name][i] for name in cls.COLUMNS}) for i in range(n)])
-
-    def plot(self):
-        """Draw loss, mIoU / pixel accuracy and learning rate per epoch; returns the matplotlib Figure."""
-        from .viz import plot_history
-
-        return plot_history(self)
-
-    def __repr__(self) -> str:
-        def fmt(value: float | None) -> str:
-            return "-" if value is None else f"{value:.4f}"
-
-        lines = [f"History({len(self)} epochs)", "epoch  train_loss  val_loss  val_miou  val_acc  lr        seconds"]
-        for r in self._records:
-            lines.append(f"{r.epoch:5d}  {fmt(r.train_loss):>10}  {fmt(r.val_loss):>8}  {fmt(r.val_miou):>8}  "
-                         f"{fmt(r.val_pixel_accuracy):>7}  {r.lr:<8.2e}  {r.seconds:7.2f}")
-        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------- input checks
@@ -174,96 +79,6 @@ def _check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def _model_config(model: nn.Module) -> dict | None:
-    config = getattr(model, "config", None)
-    return dict(config) if isinstance(config, Mapping) else None
-
-
-def _model_name(model: nn.Module) -> str:
-    config = _model_config(model) or {}
-    return str(config.get("name") or type(model).__name__)
-
-
-def _model_in_channels(model: nn.Module) -> int | None:
-    """The input channels the model expects: ``model.config["in_channels"]``, else its first Conv2d's."""
-    config = _model_config(model) or {}
-    if isinstance(config.get("in_channels"), int):
-        return int(config["in_channels"])
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    return None
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _first_pair(name: str, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check that ``data`` is a non-empty dataset of ``(image (C, H, W) float, mask (H, W) int)`` pairs."""
-    if isinstance(data, DataLoader):
-        raise TypeError(f"{name} must be a Dataset of (image, mask) pairs, not a DataLoader: fit and evaluate build "
-                        "their own loader (pass batch_size=...)")
-    if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
-        raise TypeError(f"{name} must be a map-style Dataset of (image, mask) pairs (with __len__ and __getitem__), "
-                        f"got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError(f"{name} is empty (0 samples); expected a dataset of (image, mask) pairs")
-    item = data[0]
-    if not isinstance(item, (tuple, list)) or len(item) != 2:
-        raise TypeError(f"{name}[0] must be an (image, mask) pair, got {type(item).__name__}"
-                        + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""))
-    image, mask = item
-    if not isinstance(image, torch.Tensor) or not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{name}[0] must be a pair of tensors (image float (C, H, W), mask int64 (H, W)), "
-                        f"got ({type(image).__name__}, {type(mask).__name__})")
-    if image.ndim != 3 or not image.is_floating_point():
-        raise ValueError(f"{name}[0] image must be a float tensor of shape (C, H, W), got {image.dtype} "
-                         f"{tuple(image.shape)}" + ("; convert uint8 images with .float() / 255" if image.dtype == torch.uint8 else ""))
-    if mask.ndim != 2 or tuple(mask.shape) != tuple(image.shape[1:]):
-        raise ValueError(f"{name}[0] mask must have shape (H, W) = {tuple(image.shape[1:])} to match the image "
-                         f"{tuple(image.shape)}, got {tuple(mask.shape)}")
-    return image, mask
-
-
-def _check_channels(name: str, channels: int, model: nn.Module) -> None:
-    expected = _model_in_channels(model)
-    if expected is not None and channels != expected:
-        raise ValueError(f"{name} images have {channels} channel(s) but the model ({_model_name(model)}) expects "
-                         f"in_channels={expected}: images must be (C, H, W) with C={expected}")
-
-
-def _check_batch(name: str, index: int, images: torch.Tensor, masks: torch.Tensor, num_classes: int,
-                 ignore_index: int | None) -> None:
-    """Cheap per-batch checks on the CPU copy, before anything reaches the device (no device-side asserts)."""
-    if masks.ndim != 3 or masks.shape[0] != images.shape[0] or tuple(masks.shape[1:]) != tuple(images.shape[2:]):
-        raise ValueError(f"{name} batch {index}: masks {tuple(masks.shape)} do not match images {tuple(images.shape)}; "
-                         "expected images (N, C, H, W) and masks (N, H, W)")
-    check_labels(masks, num_classes, ignore_index, name=f"{name} batch {index} masks")
-
-
-def _forward_checked(model: nn.Module, images: torch.Tensor, name: str) -> torch.Tensor:
-    """Run ``model`` and turn a channel mismatch or a wrongly shaped output into a clear error."""
-    try:
-        logits = model(images)
-    except RuntimeError as exc:
-        if "channels" in str(exc) or "size mismatch" in str(exc):
-            raise ValueError(f"{name}: the model ({_model_name(model)}) could not take images of shape "
-                             f"{tuple(images.shape)} ({exc}); check the channel count C of (N, C, H, W)") from exc
-        raise
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 4 or logits.shape[0] != images.shape[0] \
-            or tuple(logits.shape[2:]) != tuple(images.shape[2:]):
-        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"{name}: the model returned {got} for images {tuple(images.shape)}; a segmentation model "
-                         f"must return logits (N, K, H, W) = ({images.shape[0]}, K, {images.shape[2]}, {images.shape[3]}) "
-                         "at the input's resolution")
-    return logits
-
-
 def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch.Tensor, device: torch.device,
                          name: str) -> int:
     """Number of classes K = the model's output channels, found with one small forward pass (eval mode, no grad),
@@ -272,12 +87,12 @@ def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch
     model.eval()
     try:
         with torch.no_grad():
-            logits = _forward_checked(model, image[None].to(device), name)
+            logits = forward_checked(model, image[None].to(device), name)
     finally:
         model.train(was_training)
     k = int(logits.shape[1])
     if num_classes is not None and _check_positive_int("num_classes", num_classes) != k:
-        raise ValueError(f"num_classes={num_classes} but the model ({_model_name(model)}) outputs {k} class channels")
+        raise ValueError(f"num_classes={num_classes} but the model ({model_name(model)}) outputs {k} class channels")
     if k < 2:
         raise ValueError(f"the model outputs {k} class channel(s); segmentation with cross-entropy needs K >= 2 "
                          "(use K=2 for foreground/background)")
@@ -321,13 +136,13 @@ def _run_eval(model: nn.Module, loader: DataLoader, num_classes: int, device: to
     try:
         with torch.no_grad():
             for index, (images, masks) in enumerate(loader):
-                _check_batch(name, index, images, masks, num_classes, ignore_index)
+                check_batch(name, index, images, masks, num_classes, ignore_index)
                 x = images.to(device, non_blocking=True)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = masks.to(device, non_blocking=True).long()
                 with _autocast(device, amp_dtype):
-                    logits = _forward_checked(model, x, name) if index == 0 else model(x)
+                    logits = forward_checked(model, x, name) if index == 0 else model(x)
                     if loss_fn is not None:
                         total += float(loss_fn(logits, y)) * len(images)
                         count += len(images)
@@ -350,11 +165,11 @@ def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str |
     """
     num_classes = _check_positive_int("num_classes", num_classes)
     batch_size = _check_positive_int("batch_size", batch_size)
-    image, mask = _first_pair("data", data)
-    _check_channels("data", image.shape[0], model)
+    image, mask = first_pair("data", data)
+    check_channels("data", image.shape[0], model)
     check_labels(mask, num_classes, ignore_index, name="data[0] mask")
     if device is None:
-        device = _model_device(model)
+        device = model_device(model)
     else:
         device = get_device(device)
         model.to(device)
@@ -383,156 +198,18 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64) -> 
     batch_size = _check_positive_int("batch_size", batch_size)
     single = images.ndim == 3
     batch = images[None] if single else images
-    _check_channels("predict", batch.shape[1], model)
-    device = _model_device(model)
+    check_channels("predict", batch.shape[1], model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            labels = [_forward_checked(model, chunk.to(device), "predict").argmax(1).to(images.device)
+            labels = [forward_checked(model, chunk.to(device), "predict").argmax(1).to(images.device)
                       for chunk in batch.split(batch_size)]
     finally:
         model.train(was_training)
     out = torch.cat(labels) if labels else torch.empty((0, *batch.shape[2:]), dtype=torch.long, device=images.device)
     return out[0] if single else out
-
-
-# ------------------------------------------------------------------------------------------ checkpoints
-
-_PLAIN_SCALARS = (type(None), bool, int, float, str)  # exact types: subclasses (np.float64, TorchVersion) are refused
-
-
-def _check_plain(value: Any, where: str) -> None:
-    """Checkpoints hold only what ``torch.load(weights_only=True)`` can read back: plain containers,
-    numbers, strings and tensors."""
-    if type(value) in _PLAIN_SCALARS or isinstance(value, (torch.Tensor, torch.Size, torch.dtype)):
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, (str, int)):
-                raise TypeError(f"{where} has a key of type {type(key).__name__}; checkpoint dict keys must be str or int")
-            _check_plain(item, f"{where}[{key!r}]")
-        return
-    if type(value) in (list, tuple):
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]")
-        return
-    hint = " (use .tolist() or torch.from_numpy)" if isinstance(value, (np.ndarray, np.generic)) else ""
-    raise TypeError(f"{where} is a {type(value).__name__}: a checkpoint holds only dicts, lists, tuples, numbers, "
-                    f"strings and tensors, so that load_checkpoint can refuse to run code (weights_only=True){hint}")
-
-
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
-                    epoch: int | None = None, history: History | None = None, **extra: Any) -> Path:
-    """Write the model (its name, ``config`` and ``state_dict``), the optimizer state, ``epoch``, ``history``
-    and any plain ``extra`` values to ``path``, atomically.
-
-    The file is written to a temporary file in the same directory, flushed to disk, then renamed over
-    ``path`` (``os.replace``): a crash while saving leaves the previous checkpoint intact, never a half file.
-    Returns the path.
-    """
-    path = Path(path)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "model": {"name": _model_name(model), "class": type(model).__name__, "config": _model_config(model)},
-        "state_dict": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "epoch": epoch,
-        "history": history.to_dict() if isinstance(history, History) else history,
-        "extra": extra,
-        "torch_version": str(torch.__version__),
-    }
-    _check_plain(payload, "checkpoint")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (POSIX; not possible on Windows)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def _read_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r}: the file does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"{str(path)!r} is a directory, not a checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "global" in str(exc).lower():  # a class or function to import: what pickled code execution needs
-            raise CheckpointError(
-                f"refused to load {str(path)!r}: it holds Python objects other than tensors and plain containers, "
-                "and unpickling those can run arbitrary code. segtutor loads with torch.load(weights_only=True); "
-                "only checkpoints written by save_checkpoint are accepted") from exc
-        raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint (torch.load could not read it: "
-                              f"{type(exc).__name__}: {exc})") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint (torch.load could not read it: "
-                              f"{type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        what = f"a {type(payload).__name__}" + (f" with keys {sorted(map(str, payload))[:8]}" if isinstance(payload, dict) else "")
-        raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint: it holds {what}, not the dict written by "
-                              "segtutor.train.save_checkpoint (a bare state_dict loads with model.load_state_dict)")
-    return payload
-
-
-def _describe(name: str, config: Mapping | None) -> str:
-    if not config:
-        return name
-    args = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "name")
-    return f"{name}({args})"
-
-
-def _apply_checkpoint(payload: dict, path: str | os.PathLike, model: nn.Module,
-                      optimizer: torch.optim.Optimizer | None) -> None:
-    saved = payload.get("model") or {}
-    saved_name, saved_config = str(saved.get("name")), saved.get("config")
-    name, config = _model_name(model), _model_config(model)
-    if saved_name != name or (saved_config is not None and config is not None and dict(saved_config) != config):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a {_describe(saved_name, saved_config)} model, but the "
-                              f"model given is a {_describe(name, config)}; build the same architecture "
-                              f"(segtutor.models.build_model) or load the checkpoint that matches this model")
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} ({_describe(saved_name, saved_config)}) does not fit the model "
-                              f"given ({_describe(name, config)}): {exc}") from exc
-    if optimizer is not None and payload.get("optimizer") is not None:
-        optimizer.load_state_dict(payload["optimizer"])
-
-
-def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and ``optimizer``), in place.
-
-    Returns the whole checkpoint dict (``epoch``, ``history`` as a plain dict — ``History.from_dict`` rebuilds it —,
-    ``extra``, …). Reading uses ``torch.load(weights_only=True)``: a file holding any other Python object is
-    refused without being executed. Raises :class:`FileNotFoundError` for a missing file and
-    :class:`CheckpointError` for a file that is not a checkpoint or was written for another architecture.
-    """
-    payload = _read_checkpoint(path)
-    _apply_checkpoint(payload, path, model, optimizer)
-    return payload
 
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -584,11 +261,11 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    image, mask = _first_pair("train_data", train_data)
-    _check_channels("train_data", image.shape[0], model)
+    image, mask = first_pair("train_data", train_data)
+    check_channels("train_data", image.shape[0], model)
     if val_data is not None:
-        val_image, val_mask = _first_pair("val_data", val_data)
-        _check_channels("val_data", val_image.shape[0], model)
+        val_image, val_mask = first_pair("val_data", val_data)
+        check_channels("val_data", val_image.shape[0], model)
         if val_image.shape[0] != image.shape[0]:
             raise ValueError(f"val_data images have {val_image.shape[0]} channels, train_data images {image.shape[0]}")
 
@@ -688,7 +365,7 @@ def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimize
     bar.reset(total=len(loader))
     bar.set_description(desc, refresh=False)
     for index, (images, masks) in enumerate(loader):
-        _check_batch("train_data", index, images, masks, num_classes, ignore_index)
+        check_batch("train_data", index, images, masks, num_classes, ignore_index)
         x = images.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -729,7 +406,7 @@ def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimize
 
 def _resume(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
             scaler: Any, plan: dict) -> History:
-    payload = _read_checkpoint(path)
+    payload = read_checkpoint(path)
     state = (payload.get("extra") or {}).get("fit")
     if not isinstance(state, dict) or "plan" not in state:
         raise CheckpointError(f"checkpoint {str(path)!r} was not written by fit, so fit cannot resume from it; "
@@ -740,7 +417,7 @@ def _resume(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Op
         details = ", ".join(f"{key}: checkpoint {old!r} vs now {new!r}" for key, (old, new) in differ.items())
         raise CheckpointError(f"checkpoint {str(path)!r} belongs to a different fit ({details}); resume with the same "
                               "arguments, or pass a new checkpoint path to start over")
-    _apply_checkpoint(payload, path, model, optimizer)
+    apply_checkpoint(payload, path, model, optimizer)
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler") is not None:
         scaler.load_state_dict(state["scaler"])
