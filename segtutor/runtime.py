@@ -1,20 +1,23 @@
-"""Where the course runs: device choice, seeding and the training budget.
+"""Where the course runs: device choice, seeding, the training budget, and a model's train/eval mode.
 
 Taught in ``notebooks/00_task_and_data.ipynb`` (the environment cell); every training cell of the
-course reads :func:`budget` so that it fits the machine it runs on.
+course reads :func:`budget` so that it fits the machine it runs on. :func:`model_mode` is the one home of
+"switch the mode, restore it afterwards", used by training, evaluation, visualisation and the checks.
 """
 from __future__ import annotations
 
 import os
 import platform
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["Budget", "BUDGETS", "budget", "get_device", "seed_everything", "environment_report"]
+__all__ = ["Budget", "BUDGETS", "budget", "get_device", "seed_everything", "environment_report", "model_mode"]
 
 
 @dataclass(frozen=True)
@@ -163,3 +166,16 @@ def environment_report() -> dict[str, str]:
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
     return report
+
+
+@contextmanager
+def model_mode(model: torch.nn.Module, training: bool = False) -> Iterator[torch.nn.Module]:
+    """``with model_mode(model):`` runs the block with the model in eval mode (``training=True``: train mode)
+    and restores the mode it had before, even if the block raises. Gradients are untouched: an evaluation
+    adds ``torch.no_grad()`` itself."""
+    was_training = model.training
+    model.train(training)
+    try:
+        yield model
+    finally:
+        model.train(was_training)

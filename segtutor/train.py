@@ -28,8 +28,10 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import numpy as np
@@ -40,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 from ._validation import check_batch, check_channels, check_labels, first_pair, forward_checked, model_device, model_name
 from .checkpoint import CheckpointError, apply_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 from .history import EpochStats, History
-from .runtime import get_device, seed_everything
+from .runtime import get_device, model_mode, seed_everything
 
 __all__ = [
     "DEFAULT_LR",
@@ -67,161 +69,6 @@ __all__ = [
 DEFAULT_LR = 2e-2
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-# --------------------------------------------------------------------------------------- input checks
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch.Tensor, device: torch.device,
-                         name: str) -> int:
-    """Number of classes K = the model's output channels, found with one small forward pass (eval mode, no grad),
-    which also checks that the model returns ``(N, K, H, W)`` at the input's resolution."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = forward_checked(model, image[None].to(device), name)
-    finally:
-        model.train(was_training)
-    k = int(logits.shape[1])
-    if num_classes is not None and _check_positive_int("num_classes", num_classes) != k:
-        raise ValueError(f"num_classes={num_classes} but the model ({model_name(model)}) outputs {k} class channels")
-    if k < 2:
-        raise ValueError(f"the model outputs {k} class channel(s); segmentation with cross-entropy needs K >= 2 "
-                         "(use K=2 for foreground/background)")
-    return k
-
-
-def _autocast_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:
-    if amp is None:
-        amp = device.type == "cuda"
-    if not amp:
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu":
-        return torch.bfloat16
-    raise ValueError(f"amp=True is not supported on {device.type} by segtutor.train; use amp=False (or None)")
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
-def _epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
-    """Two independent 63-bit seeds for epoch ``epoch`` of a run seeded ``seed``: (global RNGs, shuffling)."""
-    state = np.random.SeedSequence([seed, epoch]).generate_state(4, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1]), (int(state[2]) << 31) ^ int(state[3])
-
-
-# ------------------------------------------------------------------------------------------ evaluation
-
-def _run_eval(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device,
-              ignore_index: int | None, amp_dtype: torch.dtype | None, channels_last: bool, name: str,
-              loss_fn: LossFn | None = None) -> tuple[float | None, Any]:
-    """Mean loss (if ``loss_fn``) and the metrics of :class:`segtutor.metrics.ConfusionMatrix` over ``loader``."""
-    from .metrics import ConfusionMatrix
-
-    matrix = ConfusionMatrix(num_classes, ignore_index=ignore_index)
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for index, (images, masks) in enumerate(loader):
-                check_batch(name, index, images, masks, num_classes, ignore_index)
-                x = images.to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = masks.to(device, non_blocking=True).long()
-                with _autocast(device, amp_dtype):
-                    logits = forward_checked(model, x, name) if index == 0 else model(x)
-                    if loss_fn is not None:
-                        total += float(loss_fn(logits, y)) * len(images)
-                        count += len(images)
-                if logits.shape[1] != num_classes:
-                    raise ValueError(f"{name}: the model outputs {logits.shape[1]} class channels but num_classes={num_classes}")
-                matrix.update(logits.argmax(1), y)
-    finally:
-        model.train(was_training)
-    return (total / count if loss_fn is not None else None), matrix.compute()
-
-
-def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str | torch.device | None = None,
-             ignore_index: int | None = None, batch_size: int = 32, amp: bool = False):
-    """Score ``model`` on ``data`` (a dataset of ``(image (C, H, W), mask (H, W))`` pairs).
-
-    Pixels are accumulated over the whole dataset into one ``(K, K)`` confusion matrix
-    (:class:`segtutor.metrics.ConfusionMatrix`, ``K = num_classes``), whose ``compute()`` result is returned
-    (``iou``, ``miou``, ``pixel_accuracy``, …). Runs in eval mode without gradients and restores the model's
-    train/eval mode. ``device=None`` runs where the model's parameters are; a device given moves the model there.
-    """
-    num_classes = _check_positive_int("num_classes", num_classes)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    image, mask = first_pair("data", data)
-    check_channels("data", image.shape[0], model)
-    check_labels(mask, num_classes, ignore_index, name="data[0] mask")
-    if device is None:
-        device = model_device(model)
-    else:
-        device = get_device(device)
-        model.to(device)
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
-    channels_last = next((p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-                          for p in model.parameters() if p.ndim == 4), False)
-    _, result = _run_eval(model, loader, num_classes, device, ignore_index, _autocast_dtype(device, amp),
-                          channels_last, "data")
-    return result
-
-
-def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
-    """Labels ``int64 (N, H, W)`` for images ``float (N, C, H, W)``; a single image ``(C, H, W)`` gives ``(H, W)``.
-
-    The argmax over the model's logits ``(N, K, H, W)``, computed in eval mode without gradients on the model's
-    device, in chunks of ``batch_size``; the model's train/eval mode is restored and the labels come back on
-    the device of ``images``.
-    """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor of shape (N, C, H, W) or (C, H, W), got {type(images).__name__}")
-    if images.ndim not in (3, 4):
-        raise ValueError(f"images must have shape (N, C, H, W) or a single (C, H, W), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"images must be floating point (N, C, H, W), got {images.dtype}"
-                        + ("; convert uint8 images with .float() / 255" if images.dtype == torch.uint8 else ""))
-    batch_size = _check_positive_int("batch_size", batch_size)
-    single = images.ndim == 3
-    batch = images[None] if single else images
-    check_channels("predict", batch.shape[1], model)
-    device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            labels = [forward_checked(model, chunk.to(device), "predict").argmax(1).to(images.device)
-                      for chunk in batch.split(batch_size)]
-    finally:
-        model.train(was_training)
-    out = torch.cat(labels) if labels else torch.empty((0, *batch.shape[2:]), dtype=torch.long, device=images.device)
-    return out[0] if single else out
-
-
-# ---------------------------------------------------------------------------------------------- fit
-
-def _make_scheduler(schedule: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int):
-    if schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
-    if schedule == "poly":  # DeepLab's "poly": lr · (1 − step / total)^0.9
-        return torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total_steps, power=0.9)
-    if schedule == "constant":
-        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    raise ValueError(f"unknown schedule {schedule!r}; expected 'onecycle', 'poly' or 'constant'")
 
 
 def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, *, loss: LossFn | None = None,
@@ -290,6 +137,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     if isinstance(loss, nn.Module):
         loss.to(device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and device.type == "cuda" else None
+    loop = _Loop(device, k, ignore_index, amp_dtype, channels_last, scaler)
 
     shuffle_generator = torch.Generator()
     # The last, incomplete batch is dropped when there is at least one full batch: a batch of one image can
@@ -309,23 +157,20 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     if checkpoint is not None and Path(checkpoint).exists():
         history = _resume(checkpoint, model, optimizer, scheduler, scaler, plan)
 
-    was_training = model.training
     epoch_bar = _progress(progress, total=epochs, initial=len(history), desc="epochs", unit="epoch")
     # one batch bar for the whole run, reset each epoch: every new notebook bar is a new widget on the page
     batch_bar = _progress(progress, total=steps_per_epoch, unit="batch", leave=False)
-    try:
+    with model_mode(model, training=True), closing(epoch_bar), closing(batch_bar):
         for epoch in range(len(history), epochs):
             global_seed, shuffle_seed = _epoch_seeds(int(seed), epoch)
             seed_everything(global_seed % 2**63)
             shuffle_generator.manual_seed(shuffle_seed)
             start = time.perf_counter()
-            train_loss, last_lr = _train_epoch(model, train_loader, loss, optimizer, scheduler, scaler, device,
-                                               amp_dtype, channels_last, k, ignore_index, batch_bar,
+            train_loss, last_lr = _train_epoch(model, train_loader, loop, loss, optimizer, scheduler, batch_bar,
                                                f"epoch {epoch + 1}/{epochs}")
             val_loss = val_miou = val_acc = None
             if val_loader is not None:
-                val_loss, result = _run_eval(model, val_loader, k, device, ignore_index, amp_dtype, channels_last,
-                                             "val_data", loss)
+                val_loss, result = _run_eval(model, val_loader, loop, "val_data", loss)
                 val_miou, val_acc = float(result.miou), float(result.pixel_accuracy)
             history.append(EpochStats(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss, val_miou=val_miou,
                                       val_pixel_accuracy=val_acc, lr=last_lr, seconds=time.perf_counter() - start))
@@ -338,60 +183,41 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
             if val_miou is not None:
                 postfix["val_mIoU"] = f"{val_miou:.3f}"
             epoch_bar.set_postfix(postfix)
-    finally:
-        batch_bar.close()
-        epoch_bar.close()
-        model.train(was_training)
     return history
 
 
-def _progress(enabled: bool, **kwargs: Any):
-    from tqdm.auto import tqdm
-
-    # at most ~2 redraws a second: each widget redraw is a kernel message, and a flood of them slows notebooks
-    return tqdm(disable=not enabled, mininterval=0.5, **kwargs)
-
-
-def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, scaler: Any, device: torch.device, amp_dtype: torch.dtype | None,
-                 channels_last: bool, num_classes: int, ignore_index: int | None, bar: Any,
-                 desc: str) -> tuple[float, float]:
-    """One pass over ``loader``, counted on ``bar`` (a tqdm bar, possibly disabled); returns (mean training loss
-    per image, learning rate of the last step)."""
-    model.train()
-    total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per batch
+def _train_epoch(model: nn.Module, loader: DataLoader, loop: _Loop, loss_fn: LossFn,
+                 optimizer: torch.optim.Optimizer, scheduler: Any, bar: Any, desc: str) -> tuple[float, float]:
+    """One pass over ``loader`` in train mode, counted on ``bar`` (a tqdm bar, possibly disabled); returns (mean
+    training loss per image, learning rate of the last step)."""
+    total = torch.zeros((), dtype=torch.float64, device=loop.device)  # summed on the device: no sync per batch
     count, last_lr = 0, optimizer.param_groups[0]["lr"]
     refresh = max(1, len(loader) // 20)
     bar.reset(total=len(loader))
     bar.set_description(desc, refresh=False)
-    for index, (images, masks) in enumerate(loader):
-        check_batch("train_data", index, images, masks, num_classes, ignore_index)
-        x = images.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = masks.to(device, non_blocking=True).long()
-        with _autocast(device, amp_dtype):
+    for index, x, y in loop.batches(loader, "train_data"):
+        with loop.autocast():
             try:
                 logits = model(x)
             except ValueError as exc:
                 if "more than 1 value per channel" not in str(exc):
                     raise
-                raise ValueError(f"{desc}, batch {index}: {len(images)} image(s) of {tuple(images.shape[2:])} px leave "
+                raise ValueError(f"{desc}, batch {index}: {len(x)} image(s) of {tuple(x.shape[2:])} px leave "
                                  "one value per channel at the model's deepest level, and BatchNorm cannot train on "
                                  "that; use batch_size >= 2 (and at least 2 training images) or larger images") from exc
             loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        if loop.scaler is not None:
+            loop.scaler.scale(loss).backward()
+            loop.scaler.step(optimizer)
+            loop.scaler.update()
         else:
             loss.backward()
             optimizer.step()
         last_lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        total += loss.detach().double() * len(images)
-        count += len(images)
+        total += loss.detach().double() * len(x)
+        count += len(x)
         if not bar.disable and (index % refresh == 0 or index == len(loader) - 1):
             # the loss sum stays on the device; read it only when the bar will show it (a sync)
             bar.set_postfix(loss=f"{total.item() / count:.4f}", refresh=False)
@@ -402,6 +228,168 @@ def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimize
         raise FloatingPointError(f"training loss became {mean} ({desc}); lower the learning rate (lr), check the "
                                  "inputs for NaN, or use amp=False")
     return mean, float(last_lr)
+
+
+def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str | torch.device | None = None,
+             ignore_index: int | None = None, batch_size: int = 32, amp: bool = False):
+    """Score ``model`` on ``data`` (a dataset of ``(image (C, H, W), mask (H, W))`` pairs).
+
+    Pixels are accumulated over the whole dataset into one ``(K, K)`` confusion matrix
+    (:class:`segtutor.metrics.ConfusionMatrix`, ``K = num_classes``), whose ``compute()`` result is returned
+    (``iou``, ``miou``, ``pixel_accuracy``, …). Runs in eval mode without gradients and restores the model's
+    train/eval mode. ``device=None`` runs where the model's parameters are; a device given moves the model there.
+    """
+    num_classes = _check_positive_int("num_classes", num_classes)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    image, mask = first_pair("data", data)
+    check_channels("data", image.shape[0], model)
+    check_labels(mask, num_classes, ignore_index, name="data[0] mask")
+    if device is None:
+        device = model_device(model)
+    else:
+        device = get_device(device)
+        model.to(device)
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
+    channels_last = next((p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                          for p in model.parameters() if p.ndim == 4), False)
+    _, result = _run_eval(model, loader, _Loop(device, num_classes, ignore_index, _autocast_dtype(device, amp),
+                                               channels_last), "data")
+    return result
+
+
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+    """Labels ``int64 (N, H, W)`` for images ``float (N, C, H, W)``; a single image ``(C, H, W)`` gives ``(H, W)``.
+
+    The argmax over the model's logits ``(N, K, H, W)``, computed in eval mode without gradients on the model's
+    device, in chunks of ``batch_size``; the model's train/eval mode is restored and the labels come back on
+    the device of ``images``.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor of shape (N, C, H, W) or (C, H, W), got {type(images).__name__}")
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must have shape (N, C, H, W) or a single (C, H, W), got {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be floating point (N, C, H, W), got {images.dtype}"
+                        + ("; convert uint8 images with .float() / 255" if images.dtype == torch.uint8 else ""))
+    batch_size = _check_positive_int("batch_size", batch_size)
+    single = images.ndim == 3
+    batch = images[None] if single else images
+    check_channels("predict", batch.shape[1], model)
+    device = model_device(model)
+    with model_mode(model), torch.no_grad():
+        labels = [forward_checked(model, chunk.to(device), "predict").argmax(1).to(images.device)
+                  for chunk in batch.split(batch_size)]
+    out = torch.cat(labels) if labels else torch.empty((0, *batch.shape[2:]), dtype=torch.long, device=images.device)
+    return out[0] if single else out
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+@dataclass(frozen=True)
+class _Loop:
+    """What every batch of a run shares: the device, the autocast dtype (``None``: float32), the memory layout,
+    the float16 gradient scaler (``None`` unless CUDA float16), and the valid labels ``0..num_classes-1``."""
+
+    device: torch.device
+    num_classes: int
+    ignore_index: int | None = None
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    scaler: torch.amp.GradScaler | None = None
+
+    def batches(self, loader: DataLoader, name: str) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(index, images (N, C, H, W), masks int64 (N, H, W))`` on the device, each batch checked on the CPU
+        first (no device-side asserts)."""
+        for index, (images, masks) in enumerate(loader):
+            check_batch(name, index, images, masks, self.num_classes, self.ignore_index)
+            x = images.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield index, x, masks.to(self.device, non_blocking=True).long()
+
+    def autocast(self):
+        """Mixed precision at ``amp_dtype``, or nothing."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+
+
+def _run_eval(model: nn.Module, loader: DataLoader, loop: _Loop, name: str,
+              loss_fn: LossFn | None = None) -> tuple[float | None, Any]:
+    """Mean loss (if ``loss_fn``) and the metrics of :class:`segtutor.metrics.ConfusionMatrix` over ``loader``,
+    in eval mode without gradients (the model's mode is restored)."""
+    from .metrics import ConfusionMatrix
+
+    matrix = ConfusionMatrix(loop.num_classes, ignore_index=loop.ignore_index)
+    total, count = 0.0, 0
+    with model_mode(model), torch.no_grad():
+        for index, x, y in loop.batches(loader, name):
+            with loop.autocast():
+                logits = forward_checked(model, x, name) if index == 0 else model(x)
+                if loss_fn is not None:
+                    total += float(loss_fn(logits, y)) * len(x)
+                    count += len(x)
+            if logits.shape[1] != loop.num_classes:
+                raise ValueError(f"{name}: the model outputs {logits.shape[1]} class channels but "
+                                 f"num_classes={loop.num_classes}")
+            matrix.update(logits.argmax(1), y)
+    return (total / count if loss_fn is not None else None), matrix.compute()
+
+
+def _make_scheduler(schedule: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int):
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    if schedule == "poly":  # DeepLab's "poly": lr · (1 − step / total)^0.9
+        return torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total_steps, power=0.9)
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    raise ValueError(f"unknown schedule {schedule!r}; expected 'onecycle', 'poly' or 'constant'")
+
+
+def _progress(enabled: bool, **kwargs: Any):
+    from tqdm.auto import tqdm
+
+    # at most ~2 redraws a second: each widget redraw is a kernel message, and a flood of them slows notebooks
+    return tqdm(disable=not enabled, mininterval=0.5, **kwargs)
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch.Tensor, device: torch.device,
+                         name: str) -> int:
+    """Number of classes K = the model's output channels, found with one small forward pass (eval mode, no grad),
+    which also checks that the model returns ``(N, K, H, W)`` at the input's resolution."""
+    with model_mode(model), torch.no_grad():
+        logits = forward_checked(model, image[None].to(device), name)
+    k = int(logits.shape[1])
+    if num_classes is not None and _check_positive_int("num_classes", num_classes) != k:
+        raise ValueError(f"num_classes={num_classes} but the model ({model_name(model)}) outputs {k} class channels")
+    if k < 2:
+        raise ValueError(f"the model outputs {k} class channel(s); segmentation with cross-entropy needs K >= 2 "
+                         "(use K=2 for foreground/background)")
+    return k
+
+
+def _autocast_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:
+    if amp is None:
+        amp = device.type == "cuda"
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":
+        return torch.bfloat16
+    raise ValueError(f"amp=True is not supported on {device.type} by segtutor.train; use amp=False (or None)")
+
+
+def _epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
+    """Two independent 63-bit seeds for epoch ``epoch`` of a run seeded ``seed``: (global RNGs, shuffling)."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(4, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1]), (int(state[2]) << 31) ^ int(state[3])
 
 
 def _resume(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,

@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 from torch import nn
 
 from .data.palette import colorize
+from .runtime import model_mode
 
 __all__ = ["colorize", "figure", "to_png", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps"]
 
@@ -374,15 +375,12 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
 
     handles = [module.register_forward_hook(hook(name)) for name, module in layers]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with model_mode(model), torch.no_grad():
             model(batch.to(device))
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
 
     maps = []
     for name, _ in layers:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..runtime import model_mode
 from . import call_student, check_close, fail, passed
 
 __all__ = [
@@ -87,14 +88,11 @@ def _per_batch_mean(model: nn.Module, data: Any, num_classes: int, batch_size: i
 
     images = torch.stack([data[i][0] for i in range(len(data))])
     masks = torch.stack([data[i][1] for i in range(len(data))])
-    was_training = model.training
-    model.eval()
     scores = []
-    with torch.no_grad():
+    with model_mode(model), torch.no_grad():
         for x, y in zip(images.split(batch_size), masks.split(batch_size)):
             pred = model(x).argmax(1)
             scores.append(source_style_miou(pred, y, num_classes) if source_style else mean_iou(pred, y, num_classes))
-    model.train(was_training)
     return sum(scores) / len(scores)
 
 
