@@ -15,17 +15,87 @@ copied. The precise message is worked out only once something is known to be wro
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-__all__ = ["check_labels", "check_scores", "check_pair", "check_prediction", "model_config", "model_name",
+__all__ = ["IntegerTypeError", "is_int", "check_int", "check_ignore_index", "check_labels", "check_scores", "check_pair", "check_prediction", "model_config", "model_name",
            "model_in_channels", "model_device", "first_pair", "check_channels", "check_batch", "forward_checked"]
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+_INT_FORMS = "a Python int or a NumPy/torch integer scalar"
+
+
+# ------------------------------------------------------------------------------------------- integers
+
+class IntegerTypeError(TypeError, ValueError):
+    """A value that is not an integer where one is expected (a bool, a float, a string, ...).
+
+    A :class:`TypeError`; also a :class:`ValueError`, because some of the checkers this rule replaced raised
+    ``ValueError`` for a float and callers may catch that (NumPy's ``AxisError`` is likewise two errors in one).
+    """
+
+
+def _as_int(value: object) -> int | None:
+    """``value`` as a Python int if it is an integer scalar (Python, NumPy or a 0-d integer tensor), else None."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor)
+                                               and (value.ndim != 0 or value.dtype == torch.bool)):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def is_int(value: object) -> bool:
+    """True for an integer scalar: a Python int, a NumPy integer or a 0-d integer tensor; never a bool or a float."""
+    return _as_int(value) is not None
+
+
+def check_int(value: object, name: str, *, minimum: int | None = 1) -> int:
+    """``value`` as a Python int, or a clear error: the one rule for integer arguments (counts, sizes, seeds).
+
+    Accepted: Python ints, NumPy integer scalars and 0-d integer tensors (anything ``operator.index`` takes),
+    so ``np.int64(4)`` is treated like ``4`` everywhere. Refused: bools and floats (even ``4.0``), with an
+    :class:`IntegerTypeError`, and values below ``minimum`` (``1``: a positive integer, ``0``: non-negative;
+    ``None``: no bound) with a :class:`ValueError`. Both messages read
+    ``"<name> must be <expected form> (a Python int or a NumPy/torch integer scalar), got <value>"``.
+    """
+    form = {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+    number = _as_int(value)
+    if number is None:
+        raise IntegerTypeError(f"{name} must be {form} ({_INT_FORMS}), got {value!r} of type {type(value).__name__}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be {form} ({_INT_FORMS}), got {number}")
+    return number
+
+
+def check_ignore_index(ignore_index: object, num_classes: int | None = None) -> int | None:
+    """``ignore_index`` as a Python int (or ``None``): the one rule for the ignored label.
+
+    Any integer scalar (see :func:`check_int`) or ``None``; with ``num_classes`` it must also lie outside the
+    classes ``0..num_classes-1`` (255, the VOC/Cityscapes void label, or -100, torch's default). Refused with an
+    :class:`IntegerTypeError` (not an integer) or a :class:`ValueError` (a class index).
+    """
+    if ignore_index is None:
+        return None
+    value = _as_int(ignore_index)
+    if value is None:
+        raise IntegerTypeError(f"ignore_index must be an int or None ({_INT_FORMS}, e.g. 255, the VOC/Cityscapes "
+                               f"void label), got {ignore_index!r} of type {type(ignore_index).__name__}")
+    if num_classes is not None and 0 <= value < num_classes:
+        raise ValueError(f"ignore_index must be an int outside the classes 0..{num_classes - 1}: ignore_index={value} "
+                         "is also a class index; the ignored label must lie outside the classes, e.g. 255 "
+                         "(the VOC/Cityscapes void label) or -100")
+    return value
+
+
+# ---------------------------------------------------------------------------------------- label maps
 
 
 def _check_label_form(target: torch.Tensor, name: str, ndim: int | None) -> None:

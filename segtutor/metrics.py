@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ._validation import check_prediction
+from ._validation import check_ignore_index, check_int, check_prediction
 
 __all__ = [
     "ConfusionMatrix",
@@ -43,18 +43,10 @@ __all__ = [
 # Inputs: labels or scores → validated int64 labels
 # --------------------------------------------------------------------------------------------------------------
 
-def _check_config(num_classes: int, ignore_index: int | None) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be a positive int, got {num_classes!r}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes}")
-    if ignore_index is None:
-        return
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-    if 0 <= ignore_index < num_classes:
-        raise ValueError(f"ignore_index={ignore_index} is also a class index (0..{num_classes - 1}); the ignored label "
-                         "must lie outside the classes, e.g. 255 (VOC/Cityscapes void) or -100")
+def _check_config(num_classes: int, ignore_index: int | None) -> tuple[int, int | None]:
+    """``(num_classes, ignore_index)`` as Python ints, checked by the package's one rule for each."""
+    num_classes = check_int(num_classes, "num_classes")
+    return num_classes, check_ignore_index(ignore_index, num_classes)
 
 
 def _to_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int | None,
@@ -255,7 +247,7 @@ class ConfusionMatrix:
 
     def __init__(self, num_classes: int, ignore_index: int | None = None, device: str | torch.device | None = None,
                  *, class_names: Sequence[str] | None = None) -> None:
-        _check_config(num_classes, ignore_index)
+        num_classes, ignore_index = _check_config(num_classes, ignore_index)
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
         self.num_classes = num_classes
@@ -305,7 +297,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
 
     ``pred``: labels ``(N, H, W)`` or scores ``(N, K, H, W)``; ``target``: integer labels ``(N, H, W)``.
     """
-    _check_config(num_classes, ignore_index)
+    num_classes, ignore_index = _check_config(num_classes, ignore_index)
     labels = _to_labels(pred, target, num_classes, ignore_index)
     return _counts(labels, target, num_classes, ignore_index)
 
@@ -328,8 +320,7 @@ def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, ignore_index: int |
     ``pred``: labels ``(N, H, W)`` or scores ``(N, K, H, W)``; ``target``: integer labels ``(N, H, W)``.
     With scores the target is checked against ``K`` classes; with labels only for being non-negative integers.
     """
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    ignore_index = check_ignore_index(ignore_index)
     labels = _to_labels(pred, target, None, ignore_index)
     correct = labels == target
     if ignore_index is None:
@@ -348,7 +339,7 @@ def per_image_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     mean is a per-image average, which is NOT the dataset-level :func:`mean_iou` (small objects missed in one
     image weigh a whole image there, a few pixels here).
     """
-    _check_config(num_classes, ignore_index)
+    num_classes, ignore_index = _check_config(num_classes, ignore_index)
     labels = _to_labels(pred, target, num_classes, ignore_index)
     return _nanmean(_iou(_counts(labels, target, num_classes, ignore_index, per_image=True)))
 
@@ -361,8 +352,7 @@ def boundary_band(target: torch.Tensor, width: int = 2) -> torch.Tensor:
     within ``width`` pixels (chessboard distance) of a boundary. Taught in ``01_fcn.ipynb``, which builds it
     from two max-pools and checks its own version against this one.
     """
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be a positive int (pixels), got {width!r}")
+    width = check_int(width, "width")
     if not isinstance(target, torch.Tensor) or target.ndim != 3 or target.is_floating_point():
         raise ValueError("target must be integer labels of shape (N, H, W), got "
                          f"{getattr(target, 'dtype', type(target).__name__)} {tuple(getattr(target, 'shape', ()))}")

@@ -24,6 +24,8 @@ from typing import Iterable, NamedTuple, Sequence, Union
 import torch
 from torch import nn
 
+from ._validation import check_int, is_int
+
 __all__ = ["LayerSpec", "TraceRow", "receptive_field_trace", "analytic_receptive_field", "layers_from_module",
            "empirical_receptive_field"]
 
@@ -54,10 +56,10 @@ LayerLike = Union[LayerSpec, Sequence[int], nn.Module]
 
 def _as_spec(layer: Sequence[int], index: int) -> LayerSpec:
     values = tuple(layer)
-    if not 1 <= len(values) <= 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+    if not 1 <= len(values) <= 3 or any(not is_int(v) or v < 1 for v in values):
         raise ValueError(f"layer {index} must be (kernel, stride, dilation) with positive integers "
                          f"(stride and dilation optional, default 1), got {layer!r}")
-    return LayerSpec(*values)
+    return LayerSpec(*(int(v) for v in values))
 
 
 def _as_specs(layers: Iterable[LayerLike] | nn.Module) -> list[LayerSpec]:
@@ -193,13 +195,12 @@ def empirical_receptive_field(model: nn.Module, input_size: int | tuple[int, int
     - ``gradient_map``: ``float32 (H, W)``, ``|d y / d x|`` of the real model summed over input channels and
       averaged over ``samples`` random inputs: the effective receptive field, for plotting.
     """
-    size_hw = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    if len(size_hw) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size_hw):
+    size_hw = (input_size, input_size) if is_int(input_size) else tuple(input_size)
+    if len(size_hw) != 2 or any(not is_int(v) or v < 1 for v in size_hw):
         raise ValueError(f"input_size must be a positive int or an (H, W) pair, got {input_size!r}")
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+    size_hw = tuple(int(v) for v in size_hw)
+    in_channels = check_int(in_channels, "in_channels")
+    samples = check_int(samples, "samples")
     generator = torch.Generator().manual_seed(seed)
     inputs = [torch.rand(1, in_channels, *size_hw, generator=generator, dtype=torch.float64) for _ in range(samples)]
 

@@ -39,7 +39,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ._validation import check_batch, check_channels, check_labels, first_pair, forward_checked, model_device, model_name
+from ._validation import (check_batch, check_channels, check_ignore_index, check_int, check_labels, first_pair,
+                          forward_checked, model_device, model_name)
 from .checkpoint import CheckpointError, apply_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 from .history import EpochStats, History
 from .runtime import get_device, model_mode, seed_everything
@@ -100,10 +101,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     masks of the wrong shape, labels outside ``0..K-1`` (``K`` = the model's output channels) that are not
     ``ignore_index``, and ``epochs`` / ``batch_size`` below 1 raise errors that say what was expected.
     """
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    epochs = check_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size")
+    seed = check_int(seed, "seed", minimum=0)
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if not isinstance(model, nn.Module):
@@ -124,10 +124,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     if channels_last:
         model.to(memory_format=torch.channels_last)
     k = _resolve_num_classes(model, num_classes, image, device, "train_data")
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
-                                     or 0 <= ignore_index < k):
-        raise ValueError(f"ignore_index must be an int outside the classes 0..{k - 1} (e.g. 255, the VOC/Cityscapes "
-                         f"void label), got {ignore_index!r}")
+    ignore_index = check_ignore_index(ignore_index, k)
     check_labels(mask, k, ignore_index, name="train_data[0] mask")
     if val_data is not None:
         check_labels(val_mask, k, ignore_index, name="val_data[0] mask")
@@ -150,7 +147,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = _make_scheduler(schedule, optimizer, float(lr), epochs * steps_per_epoch)
     plan = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "weight_decay": float(weight_decay),
-            "schedule": schedule, "seed": int(seed), "train_samples": len(train_data), "num_classes": k,
+            "schedule": schedule, "seed": seed, "train_samples": len(train_data), "num_classes": k,
             "ignore_index": ignore_index}
 
     history = History()
@@ -239,8 +236,8 @@ def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str |
     (``iou``, ``miou``, ``pixel_accuracy``, …). Runs in eval mode without gradients and restores the model's
     train/eval mode. ``device=None`` runs where the model's parameters are; a device given moves the model there.
     """
-    num_classes = _check_positive_int("num_classes", num_classes)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    num_classes = check_int(num_classes, "num_classes")
+    batch_size = check_int(batch_size, "batch_size")
     image, mask = first_pair("data", data)
     check_channels("data", image.shape[0], model)
     check_labels(mask, num_classes, ignore_index, name="data[0] mask")
@@ -271,7 +268,7 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64) -> 
     if not images.is_floating_point():
         raise TypeError(f"images must be floating point (N, C, H, W), got {images.dtype}"
                         + ("; convert uint8 images with .float() / 255" if images.dtype == torch.uint8 else ""))
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = check_int(batch_size, "batch_size")
     single = images.ndim == 3
     batch = images[None] if single else images
     check_channels("predict", batch.shape[1], model)
@@ -351,14 +348,6 @@ def _progress(enabled: bool, **kwargs: Any):
     return tqdm(disable=not enabled, mininterval=0.5, **kwargs)
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch.Tensor, device: torch.device,
                          name: str) -> int:
     """Number of classes K = the model's output channels, found with one small forward pass (eval mode, no grad),
@@ -366,7 +355,7 @@ def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch
     with model_mode(model), torch.no_grad():
         logits = forward_checked(model, image[None].to(device), name)
     k = int(logits.shape[1])
-    if num_classes is not None and _check_positive_int("num_classes", num_classes) != k:
+    if num_classes is not None and check_int(num_classes, "num_classes") != k:
         raise ValueError(f"num_classes={num_classes} but the model ({model_name(model)}) outputs {k} class channels")
     if k < 2:
         raise ValueError(f"the model outputs {k} class channel(s); segmentation with cross-entropy needs K >= 2 "

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from torch import nn
 
+from ._validation import check_int
 from .data.palette import colorize
 from .runtime import model_mode
 
@@ -149,8 +150,7 @@ def show_batch(images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor | 
     ``(N, K, H, W)`` (argmax-ed); the first ``n`` samples are drawn. Each prediction's title gives that
     image's mIoU (:func:`segtutor.metrics.mean_iou`), which makes failure cases easy to spot.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n")
     image_array = _to_numpy(images, "images")
     if image_array.ndim != 4:
         raise ValueError(f"images must have shape (N, C, H, W), got {image_array.shape}")
@@ -356,8 +356,7 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
     name and output shape ``(C_l, H_l, W_l)``; column = one of the ``n`` channels with the largest mean
     ``|activation|``, titled with its channel index.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n")
     if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4) or (image.ndim == 4 and image.shape[0] != 1):
         got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image must be a tensor (C, H, W) or (1, C, H, W), got {got}")

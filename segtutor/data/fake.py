@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .._validation import check_int
 from .palette import voc_palette
 from .synthetic import SyntheticShapes
 
@@ -30,8 +31,7 @@ __all__ = ["make_fake_voc", "make_fake_cityscapes", "void_border"]
 
 def _split_counts(n: int, splits: Mapping[str, float]) -> dict[str, int]:
     """Divide ``n`` images among ``splits`` (relative sizes) by cumulative rounding; each split gets one or more."""
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n")
     if not isinstance(splits, Mapping) or not splits:
         raise TypeError(f"splits must be a mapping split name -> relative size, e.g. {{'train': 3, 'val': 1}}, got {splits!r}")
     weights = np.asarray([float(v) for v in splits.values()])

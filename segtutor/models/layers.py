@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import check_int
+
 __all__ = ["MIN_SIZE", "check_positive", "check_images", "conv_bn_relu", "crop_to", "upsample", "bilinear_kernel",
            "BilinearUpsample"]
 
@@ -23,10 +25,9 @@ MIN_SIZE = 32
 
 
 def check_positive(**values: int) -> None:
-    """Raise unless every keyword value is an int >= 1 (channel counts, class counts, widths)."""
+    """Raise unless every keyword value is a positive integer (:func:`segtutor._validation.check_int`)."""
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_int(value, name)
 
 
 def check_images(x: torch.Tensor, in_channels: int, *, min_size: int = MIN_SIZE, name: str = "images") -> None:

@@ -28,6 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from .._validation import check_int, is_int
 from ..receptive_field import analytic_receptive_field
 from ..viz import to_png
 
@@ -61,30 +62,24 @@ class DilationStats(NamedTuple):
     parameters: int
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_kernel(kernel_size: Any) -> int:
-    k = _positive_int("kernel_size", kernel_size)
+    k = check_int(kernel_size, "kernel_size")
     if k % 2 == 0:
         raise ValueError(f"kernel_size must be odd (a kernel centred on its output pixel: 1, 3, 5, ...), got {k}")
     return k
 
 
 def _check_rates(rates: Any) -> tuple[int, ...]:
-    if isinstance(rates, (int, np.integer)) and not isinstance(rates, bool):
+    if is_int(rates):
         rates = (rates,)
     if not isinstance(rates, (tuple, list)) or not rates:
         raise ValueError(f"rates must be a non-empty sequence of positive integers (one rate per layer), got {rates!r}")
-    return tuple(_positive_int(f"rates[{i}]", r) for i, r in enumerate(rates))
+    return tuple(check_int(r, f"rates[{i}]") for i, r in enumerate(rates))
 
 
 def layer_rates(rate: int, layers: int, schedule: str = "constant") -> tuple[int, ...]:
     """The rates of ``layers`` stacked convolutions: ``(rate,) * layers`` or ``rate * (1, 2, 4, ...)``."""
-    rate, layers = _positive_int("rate", rate), _positive_int("layers", layers)
+    rate, layers = check_int(rate, "rate"), check_int(layers, "layers")
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
     return tuple(rate * (2**i if schedule == "doubling" else 1) for i in range(layers))
@@ -117,7 +112,7 @@ def sampling_pattern(kernel_size: int, rates: int | Sequence[int]) -> np.ndarray
 
 def dilation_stats(kernel_size: int, rates: int | Sequence[int], channels: int = 64) -> DilationStats:
     """The :class:`DilationStats` of ``k x k`` convolutions at ``rates`` with ``channels`` in and out."""
-    k, rates, channels = _check_kernel(kernel_size), _check_rates(rates), _positive_int("channels", channels)
+    k, rates, channels = _check_kernel(kernel_size), _check_rates(rates), check_int(channels, "channels")
     pattern = sampling_pattern(k, rates)
     size = analytic_receptive_field([(k, 1, r) for r in rates])
     assert size == pattern.shape[0]  # two derivations of the same number
@@ -212,7 +207,7 @@ class DilationExplorer(widgets.VBox):
                                         style=style, continuous_update=False)
         self.schedule = widgets.ToggleButtons(options=SCHEDULES, value=schedule, description="rates",
                                               style=style)
-        self.channels = _positive_int("channels", channels)
+        self.channels = check_int(channels, "channels")
         self.summary = widgets.HTML()
         self.image = widgets.Image(format="png")
         self.stats: DilationStats | None = None
