@@ -30,7 +30,7 @@ from torch import nn
 
 from .layers import conv_bn_relu
 
-__all__ = ["BasicBlock", "ResNet"]
+__all__ = ["BasicBlock", "ResNet", "build_backbone"]
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -116,3 +116,8 @@ class ResNet(nn.Module):
     def receptive_field_path(self) -> list[nn.Module]:
         """The chain from the input to layer4, for :func:`segtutor.receptive_field.layers_from_module`."""
         return [self.stem, *(getattr(self, name) for name in STAGES)]
+
+
+def build_backbone(in_channels: int, width: int, depths: Sequence[int], output_stride: int) -> ResNet:
+    """The backbone of FCN and DeepLab: :class:`ResNet` with ``(width, 2 width, 4 width, 8 width)`` channels."""
+    return ResNet(in_channels, [width * m for m in (1, 2, 4, 8)], depths, output_stride=output_stride)
