@@ -14,6 +14,10 @@ convention so the notebook can show the difference, and nothing else in the cour
 :class:`ConfusionMatrix` accumulates the matrix over a whole dataset with one ``bincount`` per batch, on the
 device of the inputs. Mean IoU over the *dataset* (this module) is not the mean of per-image mIoUs
 (:func:`per_image_miou`): the notebook shows how far apart they can be.
+
+Boundaries: :func:`boundary_band` and :func:`boundary_miou` score how well a model draws object edges
+(``01_fcn.ipynb``); :func:`boundary_contrast` measures whether a dataset's images show its mask boundaries at
+all (``00_task_and_data.ipynb`` derives it, ``06_end_to_end.ipynb`` uses it on the source's noise images).
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ __all__ = [
     "source_style_miou",
     "boundary_band",
     "boundary_miou",
+    "boundary_contrast",
 ]
 
 
@@ -376,6 +381,36 @@ def boundary_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, wi
     matrix = ConfusionMatrix(num_classes, ignore_index=-1)
     matrix.update(pred, torch.where(band, target, torch.full_like(target, -1)))
     return matrix.compute().miou
+
+
+@torch.no_grad()
+def boundary_contrast(images: torch.Tensor, masks: torch.Tensor) -> float:
+    """How visible the mask boundaries are in the images: mean colour step across a boundary / inside a region.
+
+    ``images`` float ``(N, C, H, W)``, ``masks`` integer labels ``(N, H, W)``. For every pair of horizontal or
+    vertical neighbours the colour step is ``sum_c |x[c, p] - x[c, q]|``; the result is the mean step over pairs
+    whose labels differ divided by the mean over pairs whose labels agree. About 1 means the boundaries cannot
+    be seen (the source document's images of pure noise); the course's ``SyntheticShapes`` give several times that.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
+        raise ValueError(f"images must be a float tensor (N, C, H, W), got "
+                         f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
+    if not isinstance(masks, torch.Tensor) or masks.is_floating_point() \
+            or tuple(masks.shape) != (images.shape[0], *images.shape[2:]):
+        raise ValueError(f"masks must be integer labels (N, H, W) = {(images.shape[0], *images.shape[2:])} matching "
+                         f"the images, got {getattr(masks, 'dtype', type(masks).__name__)} "
+                         f"{tuple(getattr(masks, 'shape', ()))}")
+    across, inside = [], []
+    for dim in (-1, -2):                                      # horizontal and vertical neighbours
+        step = images.diff(dim=dim).abs().sum(dim=1)          # (N, H, W-1) or (N, H-1, W)
+        changes = masks.diff(dim=dim) != 0
+        across.append(step[changes])
+        inside.append(step[~changes])
+    across_t, inside_t = torch.cat(across), torch.cat(inside)
+    if across_t.numel() == 0 or inside_t.numel() == 0:
+        raise ValueError("boundary_contrast needs masks with at least one boundary and one region of two or more "
+                         f"pixels; got {across_t.numel()} neighbour pairs across a boundary and {inside_t.numel()} inside")
+    return (across_t.mean() / inside_t.mean()).item()
 
 
 def source_style_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:

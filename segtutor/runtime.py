@@ -56,17 +56,8 @@ class Budget:
 
 
 #: The three budgets. ``ci`` keeps the whole test suite fast on 2 cores; ``cpu`` is a student laptop
-#: (under a minute per training run on 2 cores); ``gpu`` uses a CUDA card well. Measured results of each:
-#: ``benchmarks/RESULTS.md`` (``python benchmarks/quality.py --budget NAME``).
-#:
-#: ``ci``: 48-px images, batches of 8, 384 steps for every model: 7-12 CPU-seconds each, enough for all seven
-#: models to score clearly above predicting background everywhere (not to converge); of the sizes tried (32, 40, 48,
-#: 64 px) it is the smallest that does. At 32 px the stride-32 FCN-32s has a 1x1 score map and could only predict
-#: background (48 px gives it 2x2), and the stride-8/16 models (DeepLab v1/v2, FCN-16s) hardly rose above it.
-#: U-Net learned more at 32 px (0.48 vs 0.34 median held-out mIoU): a trade measured in ``benchmarks/RESULTS.md``.
-#: ``cpu``: ``model_epochs`` gives each model about the same 2-core time as U-Net's 8 epochs (measured training
-#: step at 64 px, batch 16, width 16, 2 threads: U-Net 108 ms, DeepLab v3+ 44, v2 49, v1 42, FCN-32s 40,
-#: FCN-16s 32, FCN-8s 29).
+#: (under a minute per training run on 2 cores); ``gpu`` uses a CUDA card well. How each was sized, and what it
+#: measures, is in ``benchmarks/RESULTS.md`` (``python benchmarks/quality.py --budget NAME``).
 BUDGETS: dict[str, Budget] = {
     "ci": Budget("ci", image_size=48, train_samples=256, val_samples=64, epochs=12, batch_size=8, width=8,
                  description="test suite: about 10 s per training run on one CPU thread"),

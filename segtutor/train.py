@@ -57,16 +57,7 @@ __all__ = [
     "load_checkpoint",
 ]
 
-#: fit's default peak learning rate for AdamW + one-cycle, tuned on the course's models (2026-11-24, H200, fp32,
-#: budget ``cpu``: 800 images of 64 px, width 16, 8 epochs, batch 16, 4 classes). Validation mIoU after training:
-#:
-#:   peak lr         3e-3   1e-2   2e-2   3e-2   5e-2
-#:   unet            .917   .952   .956   .954   .354 (diverges)
-#:   fcn8s           .577   .753   .789   .795   .800
-#:   deeplabv3plus   .707   .850   .858   .872   .846
-#:
-#: 2e-2 is at or near the best for all three with a 2.5x margin below U-Net's divergence; at budget ``gpu``
-#: (128 px, width 32, batch 64, 12 epochs, bf16) it reaches unet .997, deeplabv3plus .985, fcn8s .971.
+#: fit's default peak learning rate for AdamW + one-cycle; the sweep that chose it: ``benchmarks/RESULTS.md``.
 DEFAULT_LR = 2e-2
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

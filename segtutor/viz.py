@@ -29,6 +29,7 @@ from torch import nn
 
 from ._validation import check_int
 from .data.palette import colorize
+from .history import History
 from .runtime import model_mode
 
 __all__ = ["colorize", "figure", "to_png", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps"]
@@ -194,9 +195,6 @@ def show_batch(images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor | 
 
 # -------------------------------------------------------------------------------------- plot_history
 
-_HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "val_pixel_accuracy", "lr")
-
-
 def _history_columns(history: Any) -> dict[str, list]:
     if hasattr(history, "to_dict"):
         history = history.to_dict()
@@ -204,7 +202,7 @@ def _history_columns(history: Any) -> dict[str, list]:
         columns = {k: list(v) for k, v in history.items()}
     elif isinstance(history, Sequence):
         rows = [r if isinstance(r, Mapping) else vars(r) for r in history]
-        columns = {k: [r.get(k) for r in rows] for k in _HISTORY_COLUMNS}
+        columns = {k: [r.get(k) for r in rows] for k in History.COLUMNS}
     else:
         raise TypeError(f"history must be a segtutor.train.History, a dict of columns or a list of epochs, "
                         f"got {type(history).__name__}")
@@ -212,7 +210,7 @@ def _history_columns(history: Any) -> dict[str, list]:
         raise ValueError(f"history has no 'train_loss' column (got {sorted(columns)})")
     n = len(columns["train_loss"])
     columns.setdefault("epoch", list(range(1, n + 1)))
-    for key in _HISTORY_COLUMNS:
+    for key in History.COLUMNS:
         columns.setdefault(key, [None] * n)
     return columns
 

@@ -2,17 +2,16 @@
 
 A check raises :class:`CheckFailed` with three things a student can act on: what was expected, what
 came back, and a hint. Each notebook's checks live in a submodule named after its topic
-(``checks/fcn.py`` for ``01_fcn.ipynb``, …); every public name of those submodules is re-exported here,
-so notebooks write ``from segtutor import checks; checks.check_bilinear_kernel(my_fn)``.
+(``checks/fcn.py`` for ``01_fcn.ipynb``, …); every public name of those submodules is re-exported here by
+an explicit import (a name two submodules define cannot silently replace the other), so notebooks write
+``from segtutor import checks; checks.check_bilinear_kernel(my_fn)``.
 
 When an exercise is unfinished, later cells should not all break: :func:`solution_or_reference`
 returns the student's function when its check passes and segtutor's reference otherwise, and says so.
 """
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 from typing import Any, Callable, NoReturn, TypeVar
 
 import numpy as np
@@ -138,14 +137,26 @@ def solution_or_reference(student: F, reference: F, check: Callable[[F], None], 
     return student
 
 
-def _export_submodules() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for public in getattr(module, "__all__", ()):
-            globals()[public] = getattr(module, public)
-            __all__.append(public)
+# Each notebook's checks, re-exported by name. Explicit imports, so that a name defined in two submodules is an
+# error someone sees (tests/test_checks_core.py checks this list against every submodule's __all__), never one
+# silently replacing the other. They come last: the submodules import the helpers above from this package.
+from .task import check_mask_to_boxes  # noqa: E402  (00_task_and_data)
+from .fcn import check_bilinear_kernel, check_upsample_transpose  # noqa: E402  (01_fcn)
+from .unet import check_unet_level_shapes, unet_level_shapes_reference  # noqa: E402  (02_unet)
+from .deeplab import atrous_conv1d_reference, check_atrous_conv1d  # noqa: E402  (03_deeplab)
+from .losses import check_dice_loss, check_focal_loss  # noqa: E402  (04_losses)
+from .metrics import check_confusion_matrix, check_iou_from_confusion  # noqa: E402  (05_metrics)
+from .end_to_end import (check_evaluate_by_hand, check_worst_images, evaluate_by_hand_reference,  # noqa: E402
+                         worst_images_reference)  # (06_end_to_end)
+from .real_data import check_labelids_to_trainids, labelids_to_trainids_reference  # noqa: E402  (07_real_data)
 
-
-_export_submodules()
+__all__ += [
+    "check_mask_to_boxes",
+    "check_bilinear_kernel", "check_upsample_transpose",
+    "check_unet_level_shapes", "unet_level_shapes_reference",
+    "atrous_conv1d_reference", "check_atrous_conv1d",
+    "check_dice_loss", "check_focal_loss",
+    "check_confusion_matrix", "check_iou_from_confusion",
+    "check_evaluate_by_hand", "check_worst_images", "evaluate_by_hand_reference", "worst_images_reference",
+    "check_labelids_to_trainids", "labelids_to_trainids_reference",
+]

@@ -11,7 +11,7 @@ The masks store the 34 *label ids* of the full annotation protocol; benchmarks t
 to 255 and is ignored. The mapping is one table lookup for the whole image: ``LABEL_TO_TRAIN[label_ids]``.
 
 Cityscapes cannot be downloaded without an account: register at https://www.cityscapes-dataset.com and
-unpack the two archives into one folder.
+unpack the two archives into one folder. Files are read by :mod:`segtutor.data.io`, shared with VOC.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .voc import read_image, read_label_png
+from .io import read_image, read_label_png
 
 __all__ = [
     "CITYSCAPES_CLASSES",

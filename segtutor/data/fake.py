@@ -19,10 +19,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from .._validation import check_int
+from .._validation import check_int, is_int
+from ..metrics import boundary_band
 from .palette import voc_palette
 from .synthetic import SyntheticShapes
 
@@ -48,21 +48,18 @@ def void_border(labels: torch.Tensor, width: int = 1, ignore_index: int = 255) -
     """Mark as ``ignore_index`` every pixel within ``width`` pixels (a square window) of a different label.
 
     ``labels``: integer ``(H, W)``. This draws the void band VOC annotators left along object outlines,
-    ``2 * width`` pixels wide, centred on each boundary.
+    ``2 * width`` pixels wide, centred on each boundary: the band of :func:`segtutor.metrics.boundary_band`.
+    ``width=0`` leaves the labels as they are.
     """
     if width < 1:
         return labels.clone()
-    x = labels[None, None].float()
-    k = 2 * width + 1
-    highest = F.max_pool2d(x, k, stride=1, padding=width)
-    lowest = -F.max_pool2d(-x, k, stride=1, padding=width)
     out = labels.clone()
-    out[(highest != lowest)[0, 0]] = ignore_index
+    out[boundary_band(labels[None], width)[0]] = ignore_index
     return out
 
 
 def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+    if is_int(image_size):
         return int(image_size), int(image_size)
     h, w = image_size
     return int(h), int(w)

@@ -14,7 +14,8 @@ labels; converting to RGB first and matching colours back is slow and breaks on 
 doesn't list. 255 is kept as the ignore label: losses and metrics must skip it (``ignore_index=255``);
 mapping it to background teaches the model to draw a halo of background around every object.
 
-:func:`read_image` and :func:`read_label_png` are shared with :mod:`segtutor.data.cityscapes`.
+Files are read by :func:`segtutor.data.io.read_image` and :func:`segtutor.data.io.read_label_png` (re-exported
+here), which every real dataset shares.
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .io import read_image, read_label_png
 from .palette import voc_palette
 
 __all__ = ["VOC_CLASSES", "VOCSegmentation", "find_voc_root", "read_image", "read_label_png"]
@@ -44,43 +45,6 @@ VOC_NESTINGS: tuple[str, ...] = (
 )
 
 Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """Read an RGB image file as ``float32 (3, H, W)`` in ``[0, 1]``; a clear error names a bad file."""
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise OSError(f"cannot read image {path}: {exc} (the file is corrupt, truncated or not an image; "
-                      "re-extract or re-download the dataset)") from exc
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def read_label_png(path: str | os.PathLike, mode: str, *, what: str) -> np.ndarray:
-    """Read a label PNG whose pixels are indices, as ``uint8 (H, W)``, without any colour conversion.
-
-    ``mode`` is the PIL mode the dataset stores (``"P"`` for VOC palette masks, ``"L"`` for Cityscapes
-    labelIds); any other mode is an error naming the file, never a silent conversion.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            if im.mode != mode:
-                raise ValueError(f"{what} {path} has PIL mode {im.mode!r}, expected {mode!r}"
-                                 + (" (a palette PNG whose pixels are class indices); an RGB rendering of a mask "
-                                    "is not a label map" if mode == "P" else ""))
-            labels = np.array(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {path}") from None
-    except ValueError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise OSError(f"cannot read {what} {path}: {exc} (the file is corrupt, truncated or not a PNG)") from exc
-    return labels
 
 
 def find_voc_root(root: str | os.PathLike) -> Path:
