@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .._validation import check_int
 from ..runtime import model_mode
 from . import call_student, check_close, fail, passed
 
@@ -164,8 +165,7 @@ def worst_images_reference(per_image_scores: Any, k: int) -> torch.Tensor:
     scores = torch.as_tensor(per_image_scores).detach().cpu()
     if scores.ndim != 1:
         raise ValueError(f"per_image_scores must be one score per image, shape (N,), got {tuple(scores.shape)}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"k must be a non-negative int, got {k!r}")
+    k = check_int(k, "k", minimum=0)
     scores = scores.double()
     valid = torch.nonzero(~scores.isnan()).flatten()
     order = torch.argsort(scores[valid], stable=True)
