@@ -8,6 +8,9 @@ is usually paired with on imbalanced data. All of them take
 
 Ignored pixels are removed before anything is computed: they move neither the loss nor any gradient. If every
 pixel of a batch is ignored, the loss is a zero that is still connected to ``logits`` (gradient zero), not NaN.
+``ignore_index`` is an integer or ``None`` by the package's one rule
+(:func:`segtutor._validation.check_ignore_index`); unlike in the metrics it may name a class, which a loss
+may legitimately leave out.
 """
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ the input cell ``[s*j, s*j + s)`` (see :mod:`segtutor.models.layers`).
 ``output_stride=16`` drops layer4's pool and runs its convs at dilation 2; ``output_stride=8`` also drops
 layer3's pool, with dilation 2 there and 4 in layer4 (DeepLab's atrous backbone, without multi-grid).
 The receptive field keeps growing as if the pools were there, the feature maps stay 2x or 4x larger.
+
+:func:`build_backbone` is the one place FCN and DeepLab get theirs: ``(1, 2, 4, 8) * width`` channels.
 """
 from __future__ import annotations
 
