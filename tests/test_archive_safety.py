@@ -327,3 +327,12 @@ def test_resolved_destination_is_checked_while_writing(tmp_path) -> None:
         with pytest.raises(dl.UnsafeArchiveError, match="not a real folder"):
             dl._write_members(members, lambda m: tar.extractfile(m.entry), into)
     assert list(outside.rglob("*")) == [], "nothing went through the planted link"
+
+
+def test_a_refusal_while_writing_leaves_no_new_parent_folders(tmp_path) -> None:
+    """Folders made for the staging area are removed again when extraction fails part-way."""
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(_tar(_file("VOCdevkit/" + "n" * 300)))
+    with pytest.raises(dl.UnsafeArchiveError, match="too long"):
+        dl.safe_extract(archive, tmp_path / "new" / "deeper" / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar"]

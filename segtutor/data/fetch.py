@@ -378,30 +378,43 @@ def safe_extract(archive: str | os.PathLike, destination: str | os.PathLike) -> 
     archive = Path(archive)
     final = Path(os.path.realpath(Path(destination).expanduser()))
     with contextlib.ExitStack() as stack:
-        members = _read_members(archive, stack)
+        members, open_member = _read_members(archive, stack)
         merge = final.exists()
         if merge and not final.is_dir():
             raise NotADirectoryError(f"cannot extract into {final}: it exists and is not a folder")
+        if merge:
+            _refuse_clashes(archive, final, {member.parts[0] for member in members if member.parts})
         staging_parent = final if merge else final.parent
+        created = [folder for folder in (staging_parent, *staging_parent.parents) if not folder.exists()]
         staging_parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".segtutor-extract-", dir=staging_parent))
         try:
-            tree = tmp / "tree"
-            tree.mkdir()  # the system's default mode (mkdtemp's folder is private)
-            _write_members(*members, tree)
-            if not merge:
-                os.rename(tree, final)
+            tmp = Path(tempfile.mkdtemp(prefix=".segtutor-extract-", dir=staging_parent))
+            try:
+                tree = tmp / "tree"
+                tree.mkdir()  # the system's default mode (mkdtemp's folder is private)
+                _write_members(members, open_member, tree)
+                if not merge:
+                    os.rename(tree, final)
+                    return final
+                entries = sorted(tree.iterdir())
+                _refuse_clashes(archive, final, {entry.name for entry in entries})  # again: none appeared since
+                for entry in entries:
+                    os.rename(entry, final / entry.name)
                 return final
-            entries = sorted(tree.iterdir())
-            clashes = [entry.name for entry in entries if os.path.lexists(final / entry.name)]
-            if clashes:
-                raise FileExistsError(f"cannot extract {archive.name} into {final}: it already has "
-                                      f"{', '.join(clashes)} (move it away or extract elsewhere)")
-            for entry in entries:
-                os.rename(entry, final / entry.name)
-            return final
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            for folder in created:  # innermost first: the folders made above for the staging area
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
+
+
+def _refuse_clashes(archive: Path, final: Path, names: set[str]) -> None:
+    clashes = sorted(name for name in names if os.path.lexists(final / name))
+    if clashes:
+        raise FileExistsError(f"cannot extract {archive.name} into {final}: it already has {', '.join(clashes)} "
+                              "(move it away or extract elsewhere); nothing was changed")
 
 
 def _extract_atomically(archive: Path, root: Path, folder: str, target: Path, expected: Sequence[str]) -> None:
