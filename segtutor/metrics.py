@@ -120,6 +120,33 @@ def _nanmean(values: torch.Tensor) -> torch.Tensor:
     return values.nan_to_num(0.0).sum(-1) / present.sum(-1)
 
 
+_COUNTS_FORM = "a (K, K) matrix of non-negative integer counts (rows = truth, columns = prediction)"
+
+
+def _check_counts(matrix: torch.Tensor) -> torch.Tensor:
+    """``matrix`` ``(K, K)`` as int64 counts, or an error saying why it is not counts."""
+    if matrix.dtype == torch.bool or matrix.is_complex():
+        raise TypeError(f"matrix must be {_COUNTS_FORM}, got dtype {matrix.dtype}")
+    if matrix.numel() == 0:
+        return matrix.to(torch.int64)
+    if matrix.is_floating_point():
+        m = matrix.double()
+        if not bool(m.isfinite().all()):
+            kind = "NaN" if bool(m.isnan().any()) else "infinite"
+            raise ValueError(f"matrix must be {_COUNTS_FORM}; it has {kind} entries")
+        fractional = m != m.round()
+        if bool(fractional.any()):
+            example = float(m[fractional][0])
+            normalised = bool((m >= 0).all()) and (math.isclose(float(m.sum()), 1.0, rel_tol=1e-4) or bool(
+                ((m.sum(1) - 1).abs() < 1e-4).all()) or bool(((m.sum(0) - 1).abs() < 1e-4).all()))
+            what = ("it looks normalised (it sums to 1 overall, per row or per column): pass the raw pixel counts, "
+                    "e.g. ConfusionMatrix.matrix" if normalised else "it has non-integral entries")
+            raise ValueError(f"matrix must be {_COUNTS_FORM}, got {matrix.dtype} values such as {example:.6g}; {what}")
+    if bool((matrix < 0).any()):
+        raise ValueError(f"matrix must be {_COUNTS_FORM}; it has negative entries such as {matrix[matrix < 0][0].item()}")
+    return matrix.to(torch.int64)
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class SegmentationMetrics:
     """The scores of one confusion matrix. Per-class tensors are ``(K,)`` float64 on the CPU.
@@ -143,7 +170,11 @@ class SegmentationMetrics:
 
     @classmethod
     def from_confusion(cls, matrix: torch.Tensor, class_names: Sequence[str] | None = None) -> "SegmentationMetrics":
-        """Compute every score from a ``(K, K)`` confusion matrix (rows = truth, columns = prediction)."""
+        """Compute every score from a ``(K, K)`` confusion matrix (rows = truth, columns = prediction).
+
+        ``matrix`` holds non-negative whole-number pixel counts, in an integer dtype (or a float dtype holding
+        whole numbers); a normalised matrix (fractions) or negative entries are refused, not scored.
+        """
         if not isinstance(matrix, torch.Tensor) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
             raise ValueError(f"matrix must be a (K, K) tensor, got {getattr(matrix, 'shape', type(matrix).__name__)}")
         num_classes = matrix.shape[0]
@@ -151,7 +182,7 @@ class SegmentationMetrics:
             class_names = tuple(str(c) for c in class_names)
             if len(class_names) != num_classes:
                 raise ValueError(f"class_names has {len(class_names)} names but there are {num_classes} classes")
-        confusion = matrix.detach().to("cpu", torch.int64)
+        confusion = _check_counts(matrix.detach().cpu())
         m = confusion.double()
         tp, truth, pred = m.diagonal(), m.sum(1), m.sum(0)
         total = m.sum()
@@ -375,12 +406,13 @@ def boundary_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, wi
     (and ``ignore_index`` pixels) are left out, so coarse, blocky predictions score low here even when their
     overall mIoU looks fine (FCN-32s vs FCN-8s in ``01_fcn.ipynb``, skips in ``02_unet.ipynb``).
     """
+    _check_config(num_classes, ignore_index)
+    labels = _to_labels(pred, target, num_classes, ignore_index)  # the user's own num_classes and ignore_index
     band = boundary_band(target, width)
     if ignore_index is not None:
         band &= target != ignore_index
-    matrix = ConfusionMatrix(num_classes, ignore_index=-1)
-    matrix.update(pred, torch.where(band, target, torch.full_like(target, -1)))
-    return matrix.compute().miou
+    counts = _counts(labels[band], target[band].long(), num_classes, None)  # only the band's valid pixels
+    return SegmentationMetrics.from_confusion(counts).miou
 
 
 @torch.no_grad()

@@ -17,11 +17,15 @@ from typing import Any, Callable, NoReturn, TypeVar
 import numpy as np
 import torch
 
+from . import _limits
+from ._limits import DEFAULT_TIME_LIMIT
+
 __all__ = [
     "CheckFailed",
     "fail",
     "passed",
     "call_student",
+    "DEFAULT_TIME_LIMIT",
     "check_close",
     "check_equal",
     "check_shape",
@@ -65,11 +69,26 @@ def passed(exercise: str, detail: str = "") -> None:
 
 
 def call_student(exercise: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a student's function; an unfinished stub or a crash becomes a readable :class:`CheckFailed`."""
+    """Call a student's function; an unfinished stub, a crash, a hang or a ``sys.exit()`` becomes a readable
+    :class:`CheckFailed`.
+
+    The call may take ``SEGTUTOR_CHECK_TIME_LIMIT`` seconds (default :data:`DEFAULT_TIME_LIMIT`, 60; ``0``: no
+    limit); see :mod:`segtutor.checks._limits` for how it is stopped. ``KeyboardInterrupt`` still interrupts.
+    """
     if not callable(fn):
         fail(exercise, expected="a function", got=f"{type(fn).__name__}", hint="pass the function itself, not its result")
+    seconds = _limits.time_limit_seconds()
     try:
-        return fn(*args, **kwargs)
+        with _limits.time_limit(seconds):
+            return fn(*args, **kwargs)
+    except _limits.TimeLimitExceeded:
+        fail(exercise, expected=f"a result within the time limit of {seconds:g} s",
+             got=f"still running after {seconds:g} s (stopped)",
+             hint="look for a loop that never ends (a `while` whose condition never changes, an index never "
+                  f"increased); a slow but correct function can get more time: SEGTUTOR_CHECK_TIME_LIMIT=<seconds>")
+    except SystemExit as exc:  # sys.exit() / exit() in a grader would end grading, with status 0 for exit(0)
+        fail(exercise, expected="a value", got=f"SystemExit({exc.code!r}): the function called sys.exit() or exit()",
+             hint="return the result instead of calling sys.exit(); a check must not end the program")
     except NotImplementedError:
         fail(exercise, expected="a finished implementation", got="NotImplementedError (the exercise is not done yet)",
              hint="replace `raise NotImplementedError()` with your code")
