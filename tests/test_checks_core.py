@@ -88,4 +88,5 @@ def test_every_submodule_check_is_re_exported_by_name_and_none_collides():
             assert getattr(checks, public) is getattr(module, public), f"checks.{public} is not checks.{name}.{public}"
     assert len(checks.__all__) == len(set(checks.__all__)), "a name is listed twice in checks.__all__"
     assert set(checks.__all__) - set(owners) == {"CheckFailed", "fail", "passed", "call_student", "check_close",
-                                                  "check_equal", "check_shape", "solution_or_reference"}
+                                                  "check_equal", "check_shape", "solution_or_reference",
+                                                  "DEFAULT_TIME_LIMIT"}
