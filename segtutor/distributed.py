@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
-__all__ = ["DistContext", "context", "ShardedSampler", "all_reduce_sum", "wrap_model", "unwrap_model", "barrier"]
+__all__ = ["DistContext", "context", "current", "device_for", "shard_indices", "ShardedSampler", "all_reduce_sum", "wrap_model", "unwrap_model", "barrier"]
 
 #: How long a collective waits for a rank that has stopped answering before the job fails with an error.
 TIMEOUT = datetime.timedelta(seconds=float(os.environ.get("SEGTUTOR_DIST_TIMEOUT", "120")))
@@ -72,7 +72,7 @@ def context(device: torch.device | None = None) -> DistContext:
     already initialised (by the caller) is used as it is.
     """
     if dist.is_available() and dist.is_initialized():
-        return DistContext(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0))
+        return current()
     world_size = _env_int("WORLD_SIZE", 1)
     if world_size <= 1:
         return DistContext()
@@ -88,6 +88,13 @@ def context(device: torch.device | None = None) -> DistContext:
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=TIMEOUT)
     return DistContext(rank, world_size, local_rank)
+
+
+def current() -> DistContext:
+    """The job this process belongs to, without joining one: the initialised process group, else one process."""
+    if dist.is_available() and dist.is_initialized():
+        return DistContext(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0))
+    return DistContext()
 
 
 def device_for(ctx: DistContext, device: torch.device) -> torch.device:
