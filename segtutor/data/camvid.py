@@ -331,8 +331,9 @@ def verify_camvid(root: str | os.PathLike, manifest: Mapping[str, str] | None = 
 
 
 # ----------------------------------------------------------------------------------------------- download
-def _fetch_one(url: str, destination: Path, digest: str, timeout: float) -> str | None:
-    """Fetch ``url`` into ``destination`` if its SHA-256 is ``digest``; return None, or what went wrong."""
+def _fetch_one(url: str, destination: Path, digest: str, timeout: float) -> tuple[bool, str] | None:
+    """Fetch ``url`` into ``destination`` if its SHA-256 is ``digest``; return None, or
+    ``(checksum_mismatch, what went wrong)``."""
     part = destination.with_name(destination.name + ".part")
     request = urllib.request.Request(url, headers={"User-Agent": "segtutor-download/1.0"})
     hasher = hashlib.sha256()
@@ -343,11 +344,11 @@ def _fetch_one(url: str, destination: Path, digest: str, timeout: float) -> str 
                 hasher.update(block)
     except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError, HTTPError, timeouts: OSError
         part.unlink(missing_ok=True)
-        return f"{url}: {exc}"
+        return False, f"{url}: {exc}"
     if hasher.hexdigest() != digest:
         size = part.stat().st_size
         part.unlink()
-        return f"checksum: {url}: SHA-256 {hasher.hexdigest()}, expected {digest} ({size} bytes; deleted)"
+        return True, f"{url}: SHA-256 {hasher.hexdigest()}, expected {digest} ({size} bytes; deleted)"
     os.replace(part, destination)
     return None
 
@@ -398,7 +399,7 @@ def download_camvid(root: str | os.PathLike | None = None, *, base_url: str = CA
         path.parent.mkdir(parents=True, exist_ok=True)
         todo.append((name, digest))
     base = base_url.rstrip("/")
-    failures: list[str] = []
+    failures: list[tuple[bool, str]] = []
     bar = _progress_bar(len(expected), len(expected) - len(todo)) if progress and todo else None
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
@@ -415,9 +416,11 @@ def download_camvid(root: str | os.PathLike | None = None, *, base_url: str = CA
             bar.close()
     if failures:
         kept = len(expected) - len(failures)
-        kind = ChecksumError if all(f.startswith("checksum: ") for f in failures) else DownloadError
+        kind = ChecksumError if all(mismatch for mismatch, _ in failures) else DownloadError
+        shown = sorted(message for _, message in failures)
         raise kind(f"{len(failures)} of {len(expected)} CamVid files failed ({kept} verified ones are kept in "
-                   f"{staging}; call download_camvid() again to fetch the rest):\n  " + "\n  ".join(sorted(failures)[:10]))
+                   f"{staging}; call download_camvid() again to fetch the rest):\n  " + "\n  ".join(shown[:10])
+                   + (f"\n  ... and {len(shown) - 10} more" if len(shown) > 10 else ""))
     os.rename(staging, target)  # one step: root/camvid is either absent or complete
     return target
 
