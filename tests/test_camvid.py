@@ -78,13 +78,18 @@ def test_void_convention_is_shared_with_voc_and_cityscapes() -> None:
 def test_items_match_the_files(fake_root) -> None:
     data = CamVid(fake_root, "train")
     assert len(data) == len(list((fake_root / "train").glob("*.png")))
+    photos = sorted((fake_root / "train").glob("*.png"))
+    assert data.ids == [p.stem for p in photos]
     for i in range(len(data)):
         image, mask = data[i]
         assert image.dtype == torch.float32 and image.shape == (3, 36, 48)
         assert mask.dtype == torch.int64 and mask.shape == (36, 48)
-        rgb = np.array(Image.open(data.images[i]).convert("RGB"), dtype=np.float32) / 255
+        rgb = np.array(Image.open(photos[i]).convert("RGB"), dtype=np.float32) / 255
         np.testing.assert_allclose(image.permute(1, 2, 0).numpy(), rgb, atol=1e-7)
-        ids = _pil_ids(data.masks[i])
+        ids = _pil_ids(fake_root / "trainannot" / photos[i].name)
+        # the photo shows its own labels: each pixel near the stand-in colour of its class (shading, noise)
+        painted = torch.from_numpy(cv._STANDIN_COLOURS[ids]).permute(2, 0, 1)
+        assert float((image - painted).abs().mean()) < 0.12
         assert (ids == 11).any(), "the stand-in has void pixels"
         np.testing.assert_array_equal(mask.numpy(), np.where(ids == 11, 255, ids))
     assert data[-1][1].equal(data[len(data) - 1][1])
@@ -486,9 +491,12 @@ def test_real_counts_and_sizes() -> None:
     for split, count in (("train", 367), ("val", 101), ("test", 233)):
         data = CamVid(REAL, split)
         assert len(data) == count
-        listed = [line.split()[0].split("/")[-2:] for line in (REAL / f"{split}.txt").read_text().splitlines()]
-        assert sorted(name for _, name in listed) == sorted(p.name for p in data.images)
-        assert {folder for folder, _ in listed} == {split}
+        # the SegNet list of pairs (last two path components) is the oracle of which label map goes with a photo
+        listed = {tuple("/".join(path.split("/")[-2:]) for path in line.split())
+                  for line in (REAL / f"{split}.txt").read_text().splitlines()}
+        pairs = {(f"{split}/{p.name}", f"{split}annot/{m.name}") for p, m in zip(data.images, data.masks)}
+        assert pairs == listed and all(p.parent == REAL / split for p in data.images)
+        assert all(m.parent == REAL / f"{split}annot" for m in data.masks)
         for i in (0, count // 2, count - 1):
             image, mask = data[i]
             assert image.shape == (3, 360, 480) and mask.shape == (360, 480)
