@@ -456,6 +456,7 @@ def test_interrupted_download_resumes(source, tmp_path) -> None:
     staging = root / ".segtutor-camvid-download"
     staging_file = staging / source.names[5]
     staging_file.write_bytes(b"half a file from a killed process")  # a verified-looking name with bad content
+    (staging / "train" / "0099SI_000000.png.part").write_bytes(b"a transfer a killed process left behind")
     source.cut.clear()
     source.missing.clear()
     source.requests.clear()

@@ -390,6 +390,8 @@ def download_camvid(root: str | os.PathLike | None = None, *, base_url: str = CA
         return target
     staging = root / _STAGING
     staging.mkdir(parents=True, exist_ok=True)
+    for stale in staging.rglob("*.part"):  # left by a killed process; never part of the dataset
+        stale.unlink()
     todo = []
     for name, digest in expected.items():
         path = staging / name
