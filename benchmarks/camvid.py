@@ -15,7 +15,7 @@ is ``decode_seconds``, reported beside it); ``train_cpu_seconds`` is the process
 machine gives wall ~ CPU / 2 when both threads are busy). The load average before and after each run is recorded.
 
 Augmentation (``--augment``): ``none``; ``flip`` (random horizontal flip); ``scalecrop`` (random scale in
-``--scale``, random crop of ``--crop``, flip). Class weights (``--weights``) from the train label frequencies
+``--scale``, random crop of ``--crop``, flip); ``--jitter S`` adds a colour jitter of strength S. Class weights (``--weights``) from the train label frequencies
 ``f_c`` (share of labelled pixels): ``none``, ``median`` (SegNet's median-frequency balancing, ``median(f) / f_c``),
 ``sqrt`` (its square root), ``enet`` (ENet's ``1 / ln(1.02 + f_c)``).
 
@@ -92,16 +92,38 @@ def class_weights(freq: torch.Tensor, kind: str) -> torch.Tensor | None:
     raise ValueError(f"unknown --weights {kind!r}; expected none, median, sqrt or enet")
 
 
-def augmentation(kind: str, crop: tuple[int, int] | None, scale: tuple[float, float]) -> Any:
-    if kind == "none":
-        return None
-    if kind == "flip":
-        return T.RandomHorizontalFlip()
+class ColourJitter:
+    """Photometric change of the image only (the mask is untouched): brightness and contrast factors in
+    ``1 ± strength``, each channel's gain in ``1 ± strength / 3``; the global torch RNG, as fit seeds it."""
+
+    def __init__(self, strength: float = 0.3) -> None:
+        self.strength = float(strength)
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.strength
+        brightness, contrast = (1 + s * (2 * torch.rand(2) - 1)).tolist()
+        gains = 1 + (s / 3) * (2 * torch.rand(3, 1, 1) - 1)
+        mean = image.mean()
+        image = ((image - mean) * contrast + mean) * brightness * gains
+        return image.clamp(0.0, 1.0), mask
+
+    def __repr__(self) -> str:
+        return f"ColourJitter({self.strength})"
+
+
+def augmentation(kind: str, crop: tuple[int, int] | None, scale: tuple[float, float], jitter: float = 0.0) -> Any:
+    steps: list[Any] = []
     if kind == "scalecrop":
         if crop is None:
             raise SystemExit("--augment scalecrop needs --crop HxW")
-        return T.Compose([T.RandomScale(*scale), T.RandomCrop(crop), T.RandomHorizontalFlip()])
-    raise ValueError(f"unknown --augment {kind!r}; expected none, flip or scalecrop")
+        steps += [T.RandomScale(*scale), T.RandomCrop(crop)]
+    elif kind not in ("none", "flip"):
+        raise ValueError(f"unknown --augment {kind!r}; expected none, flip or scalecrop")
+    if kind != "none":
+        steps.append(T.RandomHorizontalFlip())
+    if jitter > 0:
+        steps.append(ColourJitter(jitter))
+    return T.Compose(steps) if steps else None
 
 
 def fill(data: CamVid) -> tuple[float, float]:
@@ -137,7 +159,7 @@ def run_one(args: argparse.Namespace, seed: int, data: dict[str, CamVid], weight
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     row: dict[str, Any] = {"model": args.model, "seed": seed, "size": list(data["val"].size), "epochs": args.epochs,
                            "batch_size": args.batch_size, "width": args.width, "lr": args.lr,
-                           "schedule": args.schedule, "augment": args.augment,
+                           "schedule": args.schedule, "augment": args.augment, "jitter": args.jitter,
                            "crop": list(args.crop) if args.crop else None, "scale": list(args.scale),
                            "weights": args.weights, "train_seconds": round(wall, 1), "train_cpu_seconds": round(cpu, 1),
                            "loadavg_before": load_before, "loadavg_after": loadavg(),
@@ -161,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=parse_size, default=None, help="HxW training crops (--augment scalecrop)")
     parser.add_argument("--scale", type=lambda s: tuple(float(v) for v in s.split(",")), default=(0.75, 1.25))
     parser.add_argument("--augment", default="none", choices=("none", "flip", "scalecrop"))
+    parser.add_argument("--jitter", type=float, default=0.0, help="colour jitter strength (0: off)")
     parser.add_argument("--weights", default="none", choices=("none", "median", "sqrt", "enet"))
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -191,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines), file=sys.stderr)
         return 0
 
-    augment = augmentation(args.augment, args.crop, args.scale)
+    augment = augmentation(args.augment, args.crop, args.scale, args.jitter)
     data = {"train": CamVid(root, "train", size=args.size, transforms=augment, cache=True),
             "val": CamVid(root, "val", size=args.size, cache=True),
             "test": CamVid(root, "test", size=args.size, cache=True)}
@@ -214,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         f"CamVid, {args.model} width {args.width}, {args.size[0]}x{args.size[1]}, {args.epochs} epochs, batch "
         f"{args.batch_size}, lr {args.lr}, {args.schedule}, augment {args.augment}"
         + (f" (crop {args.crop[0]}x{args.crop[1]}, scale {args.scale})" if args.augment == "scalecrop" else "")
-        + f", weights {args.weights}; seeds {args.seeds}",
+        + (f", colour jitter {args.jitter}" if args.jitter else "") + f", weights {args.weights}; seeds {args.seeds}",
         f"machine: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads, torch {info['torch']}, "
         f"{info['date']}; load average before/after: " + "; ".join(f"{r['loadavg_before']} / {r['loadavg_after']}" for r in rows),
         f"val mIoU {med('val_miou')}, test mIoU {med('test_miou')}, test pixel accuracy {med('test_pixel_accuracy')}",
