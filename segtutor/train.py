@@ -44,7 +44,7 @@ from ._validation import (check_batch, check_channels, check_ignore_index, check
                           forward_checked, model_device, model_name)
 from .checkpoint import CheckpointError, apply_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
 from .history import EpochStats, History
-from .runtime import get_device, model_mode, seed_everything
+from .runtime import get_device, model_mode, seed_everything, training_threads
 
 __all__ = [
     "DEFAULT_LR",
@@ -183,7 +183,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     epoch_bar = _progress(progress, total=epochs, initial=len(history), desc="epochs", unit="epoch")
     # one batch bar for the whole run, reset each epoch: every new notebook bar is a new widget on the page
     batch_bar = _progress(progress, total=steps_per_epoch, unit="batch", leave=False)
-    with model_mode(model, training=True), closing(epoch_bar), closing(batch_bar):
+    with training_threads(device) as threads, model_mode(model, training=True), closing(epoch_bar), closing(batch_bar):
+        if threads is not None:  # the CPU threads chosen for this machine's load: runtime.choose_threads
+            epoch_bar.set_description(f"epochs ({threads.threads} of {threads.cores} CPU threads)", refresh=False)
         for epoch in range(len(history), epochs):
             global_seed, shuffle_seed = _epoch_seeds(int(seed), epoch)
             seed_everything(global_seed % 2**63)
