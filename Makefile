@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt tools/install_torch.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	bash tools/install_torch.sh $(BIN)/python $(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,classroom]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[lab,dev,classroom]"
 	touch $@
 
 # COURSE.md §6: strip outputs except cells tagged nbval-check-output (check-notebooks only reports).
