@@ -60,3 +60,118 @@ def test_package_imports_and_trains_without_jupyter():
                          timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "trained 1 epoch" in run.stdout and "loaded []" in run.stdout, run.stdout
+
+
+# --- requires-python is true: constraints.txt resolves on every Python version the project claims -------------
+
+def _claimed_versions() -> list[str]:
+    """The `Programming Language :: Python :: 3.X` classifiers; each must satisfy requires-python."""
+    from packaging.specifiers import SpecifierSet
+    versions = [c.rsplit(" :: ", 1)[1] for c in PROJECT.get("classifiers", [])
+                if c.startswith("Programming Language :: Python :: 3.")]
+    spec = SpecifierSet(PROJECT["requires-python"])
+    assert versions and all(v in spec for v in versions), (versions, PROJECT["requires-python"])
+    return versions
+
+
+def _constraints_for(full_version: str, dest: Path) -> Path:
+    """constraints.txt with its environment markers evaluated for Python ``full_version``.
+
+    pip evaluates markers against the interpreter that runs it, even under ``--python-version``; doing it here
+    tests the line a user on that version would get.
+    """
+    from packaging.markers import Marker
+    env = {"python_version": ".".join(full_version.split(".")[:2]), "python_full_version": full_version}
+    kept = []
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        requirement, _, marker = line.partition(";")
+        if not requirement.strip() or requirement.lstrip().startswith("#"):
+            continue
+        if not marker.strip() or Marker(marker.strip()).evaluate(env):
+            kept.append(requirement.strip())
+    dest.write_text("\n".join(kept) + "\n")
+    return dest
+
+
+def test_claimed_versions_start_at_requires_python():
+    lowest = PROJECT["requires-python"].removeprefix(">=")
+    assert _claimed_versions()[0] == lowest, "the lowest version requires-python admits must be tested too"
+
+
+def _all_requirements() -> list[str]:
+    reqs = list(PROJECT["dependencies"])
+    for extra in PROJECT["optional-dependencies"].values():
+        reqs += [r for r in extra if _name(r) != "segtutor"]
+    return reqs
+
+
+def _torch_stub(where: Path) -> tuple[str, Path]:
+    """A wheel named torch with the CPU build's own requirements and none of the CUDA build's.
+
+    tools/install_torch.sh installs torch apart from constraints.txt (the CPU or the CUDA build); resolving
+    PyPI's CUDA build here would only send pip backtracking through CUDA packages. Whether a real torch wheel
+    exists for each version is checked on its own, below.
+    """
+    import importlib.metadata
+    import zipfile
+    version = importlib.metadata.version("torch").split("+")[0] + "+stub"
+    meta = importlib.metadata.metadata("torch")
+    lines = ["Metadata-Version: 2.1", "Name: torch", f"Version: {version}",
+             f"Requires-Python: {meta['Requires-Python']}"]
+    lines += [f"Requires-Dist: {r}" for r in importlib.metadata.requires("torch") or []
+              if not _name(r).startswith(("nvidia", "cuda", "triton"))]
+    dist = f"torch-{version}.dist-info"
+    wheel = where / f"torch-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(f"{dist}/METADATA", "\n".join(lines) + "\n")
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: segtutor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{dist}/RECORD", "")
+    return version, where
+
+
+def _dry_run(python_version: str, args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+         "--python-version", python_version, "--only-binary=:all:", "--disable-pip-version-check", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_constraints_resolve_on_every_claimed_python(tmp_path):
+    """`pip install -c constraints.txt` of every requirement and extra resolves on each claimed 3.X.
+
+    Needs PyPI (skipped offline, fails in CI); about a minute on 2 busy cores, mostly pip's network round trips.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from registry import require_pypi
+    pytest.importorskip("torch")
+    require_pypi()
+    stub_version, stub_dir = _torch_stub(tmp_path)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("\n".join([*_all_requirements(), f"torch=={stub_version}"]) + "\n")
+    torch_release = stub_version.split("+")[0]
+
+    def check(version: str) -> list[str]:
+        problems = []
+        constraints = _constraints_for(version, tmp_path / f"constraints-{version}.txt")
+        run = _dry_run(version, ["--find-links", str(stub_dir), "-c", str(constraints), "-r", str(reqs),
+                                 "--report", str(tmp_path / f"report-{version}.json")])
+        if run.returncode != 0:
+            problems.append(f"Python {version}: constraints.txt does not resolve:\n{run.stderr[-1500:]}")
+        wheel = _dry_run(version, ["--no-deps", f"torch=={torch_release}"])
+        if wheel.returncode != 0:
+            problems.append(f"Python {version}: no torch {torch_release} wheel:\n{wheel.stderr[-800:]}")
+        return problems
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # mostly waiting on the network
+        # the oldest release of each claimed 3.X, and 3.11.5, where constraints.txt switches soupsieve release
+        targets = sorted({f"{v}.0" for v in _claimed_versions()} | {"3.11.5"}, key=lambda v: tuple(map(int, v.split("."))))
+        problems = [p for found in pool.map(check, targets) for p in found]
+    assert not problems, "\n".join(problems)
+    import json
+    report = json.loads((tmp_path / f"report-{_claimed_versions()[0]}.0.json").read_text())
+    pinned = {line.split("==")[0].lower().replace("_", "-") for line in (ROOT / "constraints.txt").read_text().splitlines()
+              if "==" in line and not line.startswith("#")}
+    resolved = {item["metadata"]["name"].lower().replace("_", "-") for item in report["install"]}
+    assert "numpy" in resolved and len(resolved & pinned) > 50, sorted(resolved)
+
