@@ -175,3 +175,33 @@ def test_constraints_resolve_on_every_claimed_python(tmp_path):
     resolved = {item["metadata"]["name"].lower().replace("_", "-") for item in report["install"]}
     assert "numpy" in resolved and len(resolved & pinned) > 50, sorted(resolved)
 
+
+# --- license: an SPDX expression and the LICENSE file, as setuptools >= 77 wants them ---------------------------
+
+def test_license_is_an_spdx_expression_with_its_file():
+    assert PROJECT["license"] == "MIT" and PROJECT["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "Copyright (c)" in text and "the segtutor authors" in text
+    assert any(r.replace(" ", "").startswith("setuptools>=77") for r in PYPROJECT["build-system"]["requires"])
+
+
+def test_built_metadata_carries_the_license_without_deprecation_warnings(tmp_path):
+    """setuptools builds the wheel metadata from a copy of the project: License-Expression, License-File."""
+    import shutil
+    setuptools = pytest.importorskip("setuptools")
+    from packaging.version import Version
+    if Version(setuptools.__version__) < Version("77"):
+        pytest.skip(f"needs setuptools >= 77 here, found {setuptools.__version__}")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "segtutor", tmp_path / "segtutor", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "meta"
+    out.mkdir()
+    run = subprocess.run([sys.executable, "-W", "always", "-c",
+                          f"from setuptools import build_meta; print(build_meta.prepare_metadata_for_build_wheel({str(out)!r}))"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "deprecat" not in run.stderr.lower(), run.stderr[-2000:]
+    metadata = (out / run.stdout.strip().splitlines()[-1] / "METADATA").read_text()
+    assert "License-Expression: MIT" in metadata and "License-File: LICENSE" in metadata
+    assert "Requires-Python: >=3.11" in metadata
