@@ -205,3 +205,64 @@ def test_built_metadata_carries_the_license_without_deprecation_warnings(tmp_pat
     metadata = (out / run.stdout.strip().splitlines()[-1] / "METADATA").read_text()
     assert "License-Expression: MIT" in metadata and "License-File: LICENSE" in metadata
     assert "Requires-Python: >=3.11" in metadata
+
+
+# --- conda: environment.yml (CUDA / macOS) and environment-cpu.yml (no CUDA) agree with the rest --------------
+
+ENV_FILES = {"default": ROOT / "environment.yml", "cpu": ROOT / "environment-cpu.yml"}
+
+
+def _environment(path: Path) -> tuple[str, list[str], list[str]]:
+    yaml = pytest.importorskip("yaml")
+    env = yaml.safe_load(path.read_text())
+    assert env["name"] == "segtutor" and "conda-forge" in env["channels"]
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    header = "".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#"))
+    return header, conda, pip
+
+
+def _makefile_var(name: str) -> str:
+    import re
+    return re.search(rf"^{name}\s*\?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        req = line.split(";")[0].strip()
+        if "==" in req and not req.startswith("#"):
+            name, version = req.split("==")
+            pins.setdefault(name.lower().replace("_", "-"), version)
+    return pins
+
+
+@pytest.mark.parametrize("kind", ENV_FILES)
+def test_environment_file_is_consistent(kind):
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    header, conda, pip = _environment(ENV_FILES[kind])
+    python = next(d for d in conda if d.startswith("python="))
+    assert python.removeprefix("python=") + ".99" in SpecifierSet(PROJECT["requires-python"]), python
+    assert "pip" in conda and len(conda) == 2, f"conda installs only Python and pip, pip the rest: {conda}"
+    assert "-c constraints.txt" in pip and "-e .[lab,dev,classroom]" in pip  # what `make install` installs
+    torch = [Requirement(line) for line in pip if line.startswith("torch")]
+    assert len(torch) == 1 and str(torch[0].specifier).startswith("==")
+    version = str(torch[0].specifier).removeprefix("==")
+    assert version.split("+")[0] == _makefile_var("TORCH_VERSION")
+    pins = _pins()
+    for line in pip:
+        if line.startswith(("-", "torch")):
+            continue
+        req = Requirement(line)
+        assert req.name.lower() in pins and pins[req.name.lower()] in req.specifier, (line, pins.get(req.name.lower()))
+    assert "environment-cpu.yml" in header and "CPU" in header
+    if kind == "cpu":
+        assert version.endswith("+cpu"), "the CPU file must ask for the +cpu build, which no CUDA wheel can satisfy"
+        assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip
+    else:
+        assert "+" not in version and not any("download.pytorch.org" in line for line in pip)
+
+
+def test_readme_names_the_cpu_environment():
+    assert "environment-cpu.yml" in (ROOT / "README.md").read_text()
