@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-__all__ = ["IntegerTypeError", "is_int", "check_int", "check_ignore_index", "check_labels", "check_scores", "check_pair", "check_prediction", "model_config", "model_name",
+__all__ = ["IntegerTypeError", "is_int", "check_int", "check_ignore_index", "ignored_pixels", "check_labels", "check_scores", "check_pair", "check_prediction", "model_config", "model_name",
            "model_in_channels", "model_device", "first_pair", "check_channels", "check_batch", "forward_checked"]
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -97,6 +97,22 @@ def check_ignore_index(ignore_index: object, num_classes: int | None = None) -> 
 
 # ---------------------------------------------------------------------------------------- label maps
 
+def ignored_pixels(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor | None:
+    """The bool mask ``target == ignore_index``, compared without wrapping; ``None`` if no pixel can be ignored.
+
+    The one home of that comparison. ``target == -1`` on a uint8 tensor would cast -1 to the tensor's dtype
+    (255), so on small-integer masks 255 would be taken for -1, -100 for 156, 255 for -1 on int8. An
+    ``ignore_index`` outside the dtype's range can match no pixel: ``None`` then (no copy, no pass over the data).
+    """
+    if ignore_index is None:
+        return None
+    if target.dtype in _INT_DTYPES:
+        info = torch.iinfo(target.dtype)
+        if not info.min <= ignore_index <= info.max:
+            return None
+    return target == ignore_index
+
+
 
 def _check_label_form(target: torch.Tensor, name: str, ndim: int | None) -> None:
     if not isinstance(target, torch.Tensor):
@@ -122,8 +138,9 @@ def _check_scores_form(scores: torch.Tensor, num_classes: int | None, name: str)
 
 def _label_extremes(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
     """``[min, max]`` (float64, on the tensor's device, no sync) of the labels that are not ``ignore_index``."""
-    if ignore_index is not None:
-        target = target.masked_fill(target == ignore_index, 0)
+    ignored = ignored_pixels(target, ignore_index)
+    if ignored is not None:
+        target = target.masked_fill(ignored, 0)
     return torch.stack(torch.aminmax(target.detach())).double()
 
 
@@ -133,8 +150,9 @@ def _labels_ok(low: float, high: float, num_classes: int | None) -> bool:
 
 def _raise_bad_label(target: torch.Tensor, num_classes: int | None, ignore_index: int | None, name: str) -> None:
     bad = target < 0 if num_classes is None else (target < 0) | (target >= num_classes)
-    if ignore_index is not None:
-        bad &= target != ignore_index
+    ignored = ignored_pixels(target, ignore_index)
+    if ignored is not None:
+        bad &= ~ignored
     value = int(target[bad].flatten()[0])
     allowed = ("non-negative integers" if num_classes is None else f"0..{num_classes - 1}") + (
         f" or ignore_index={ignore_index}" if ignore_index is not None else "")
@@ -152,6 +170,8 @@ def check_labels(target: torch.Tensor, num_classes: int | None, ignore_index: in
     """Raise unless ``target`` is an integer label tensor with values in ``[0, num_classes)`` or ``ignore_index``.
 
     ``num_classes=None`` checks only that the labels are non-negative (when the class count is unknown).
+    Any integer dtype is accepted; values are compared with ``ignore_index`` exactly (:func:`ignored_pixels`),
+    so a uint8 mask's 255 is never mistaken for ``ignore_index=-1``.
     """
     _check_label_form(target, name, ndim)
     if target.numel() == 0:
