@@ -37,8 +37,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from . import distributed
 from ._validation import (check_batch, check_channels, check_ignore_index, check_int, check_labels, first_pair,
                           forward_checked, model_device, model_name)
 from .checkpoint import CheckpointError, apply_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
@@ -68,7 +69,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
         schedule: str = "onecycle", device: str | torch.device | None = None, amp: bool | None = None,
         channels_last: bool | None = None, progress: bool = True, seed: int = 0,
         checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
-        ignore_index: int | None = None) -> History:
+        ignore_index: int | None = None, sync_batchnorm: bool = False) -> History:
     """Train ``model`` in place on ``train_data`` and return the :class:`History` of the run.
 
     Datasets hold ``(image float (C, H, W), mask int (H, W))`` pairs; the model maps ``(N, C, H, W)`` to
@@ -87,6 +88,12 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     ``checkpoint``: a path saved after every completed epoch. If the file exists when ``fit`` starts, training
     resumes after its last completed epoch (weights, optimiser, schedule, history); a run that already finished
     returns its history at once. The other arguments must match those of the run that wrote it.
+
+    Under ``torchrun --nproc_per_node=N`` the same call trains on N processes with DistributedDataParallel
+    (:mod:`segtutor.distributed`): ``batch_size`` is the global batch, split evenly over the ranks (a multiple of
+    N), so ``lr`` needs no rescaling; each epoch's global batches are those of a one-process run; validation metrics
+    are summed over ranks; only rank 0 draws progress and writes the checkpoint. ``sync_batchnorm=True`` (CUDA
+    only) replaces the model's BatchNorm layers by SyncBatchNorm, in place, so that statistics cover the global batch.
 
     Inputs are checked before any step: empty datasets, images whose channel count differs from the model's,
     masks of the wrong shape, labels outside ``0..K-1`` (``K`` = the model's output channels) that are not
@@ -108,6 +115,14 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
             raise ValueError(f"val_data images have {val_image.shape[0]} channels, train_data images {image.shape[0]}")
 
     device = get_device(device)
+    ctx = distributed.context(device)
+    device = distributed.device_for(ctx, device)
+    if ctx.enabled and batch_size % ctx.world_size:
+        raise ValueError(f"batch_size is the global batch, split over {ctx.world_size} processes: it must be a multiple "
+                         f"of {ctx.world_size}, got {batch_size}")
+    if sync_batchnorm and ctx.enabled and device.type != "cuda":
+        raise ValueError("sync_batchnorm=True needs CUDA (torch's SyncBatchNorm has no CPU kernel); on the CPU each "
+                         "process normalises its own share of the batch: use sync_batchnorm=False")
     amp_dtype = _autocast_dtype(device, amp)
     if channels_last is None:
         channels_last = device.type == "cuda"
@@ -125,16 +140,29 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     if isinstance(loss, nn.Module):
         loss.to(device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and device.type == "cuda" else None
-    loop = _Loop(device, k, ignore_index, amp_dtype, channels_last, scaler)
+    loop = _Loop(device, k, ignore_index, amp_dtype, channels_last, scaler, ctx)
 
     shuffle_generator = torch.Generator()
     # The last, incomplete batch is dropped when there is at least one full batch: a batch of one image can
     # break BatchNorm (one value per channel at the deepest level), and shuffling uses every image over epochs.
-    train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=shuffle_generator,
-                              num_workers=0, pin_memory=device.type == "cuda", drop_last=len(train_data) > batch_size)
+    drop_last = len(train_data) > batch_size
+    pin = device.type == "cuda"
+    if ctx.enabled:
+        sampler = distributed.ShardedSampler(train_data, ctx, shuffle_generator, batch_size=batch_size,
+                                             drop_last=drop_last)
+        # the loader draws its base seed from the generator before the sampler draws the permutation, as in the
+        # one-process loader below: same generator, same draws, same permutation
+        train_loader = DataLoader(train_data, batch_size=batch_size // ctx.world_size, sampler=sampler,
+                                  generator=shuffle_generator, num_workers=0, pin_memory=pin)
+        if val_data is not None:
+            val_data = Subset(val_data, distributed.shard_indices(len(val_data), ctx))
+    else:
+        train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=shuffle_generator,
+                                  num_workers=0, pin_memory=pin, drop_last=drop_last)
     val_loader = None if val_data is None else DataLoader(val_data, batch_size=batch_size, shuffle=False,
-                                                          num_workers=0, pin_memory=device.type == "cuda")
+                                                          num_workers=0, pin_memory=pin)
     steps_per_epoch = len(train_loader)
+    trained = distributed.wrap_model(model, ctx, device, sync_batchnorm=sync_batchnorm)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = _make_scheduler(schedule, optimizer, float(lr), epochs * steps_per_epoch)
     plan = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "weight_decay": float(weight_decay),
@@ -145,6 +173,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     if checkpoint is not None and Path(checkpoint).exists():
         history = _resume(checkpoint, model, optimizer, scheduler, scaler, plan)
 
+    progress = progress and ctx.is_main
     epoch_bar = _progress(progress, total=epochs, initial=len(history), desc="epochs", unit="epoch")
     # one batch bar for the whole run, reset each epoch: every new notebook bar is a new widget on the page
     batch_bar = _progress(progress, total=steps_per_epoch, unit="batch", leave=False)
@@ -154,7 +183,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
             seed_everything(global_seed % 2**63)
             shuffle_generator.manual_seed(shuffle_seed)
             start = time.perf_counter()
-            train_loss, last_lr = _train_epoch(model, train_loader, loop, loss, optimizer, scheduler, batch_bar,
+            train_loss, last_lr = _train_epoch(trained, train_loader, loop, loss, optimizer, scheduler, batch_bar,
                                                f"epoch {epoch + 1}/{epochs}")
             val_loss = val_miou = val_acc = None
             if val_loader is not None:
@@ -162,10 +191,11 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
                 val_miou, val_acc = float(result.miou), float(result.pixel_accuracy)
             history.append(EpochStats(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss, val_miou=val_miou,
                                       val_pixel_accuracy=val_acc, lr=last_lr, seconds=time.perf_counter() - start))
-            if checkpoint is not None:
+            if checkpoint is not None and ctx.is_main:
                 save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=history,
                                 fit={"plan": plan, "scheduler": scheduler.state_dict(),
                                      "scaler": scaler.state_dict() if scaler is not None else None})
+            distributed.barrier(ctx)  # no rank runs ahead of the checkpoint (a resume reads what rank 0 wrote)
             epoch_bar.update(1)
             postfix = {"loss": f"{train_loss:.4f}"}
             if val_miou is not None:
@@ -211,7 +241,8 @@ def _train_epoch(model: nn.Module, loader: DataLoader, loop: _Loop, loss_fn: Los
             bar.set_postfix(loss=f"{total.item() / count:.4f}", refresh=False)
         bar.update(1)             # redraws at most every mininterval seconds, postfix included
     bar.refresh()
-    mean = total.item() / count
+    sums = distributed.all_reduce_sum(torch.stack([total, total.new_tensor(count)]), loop.ctx)
+    mean = (sums[0] / sums[1]).item()
     if not math.isfinite(mean):
         raise FloatingPointError(f"training loss became {mean} ({desc}); lower the learning rate (lr), check the "
                                  "inputs for NaN, or use amp=False")
@@ -226,6 +257,8 @@ def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str |
     (:class:`segtutor.metrics.ConfusionMatrix`, ``K = num_classes``), whose ``compute()`` result is returned
     (``iou``, ``miou``, ``pixel_accuracy``, …). Runs in eval mode without gradients and restores the model's
     train/eval mode. ``device=None`` runs where the model's parameters are; a device given moves the model there.
+    Under ``torchrun`` every rank must call it: each scores its share of ``data`` and the matrices are summed, so
+    every rank gets the metrics of the whole dataset.
     """
     num_classes = check_int(num_classes, "num_classes")
     batch_size = check_int(batch_size, "batch_size")
@@ -237,11 +270,14 @@ def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str |
     else:
         device = get_device(device)
         model.to(device)
+    ctx = distributed.current()
+    if ctx.enabled:
+        data = Subset(data, distributed.shard_indices(len(data), ctx))
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
     channels_last = next((p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
                           for p in model.parameters() if p.ndim == 4), False)
     _, result = _run_eval(model, loader, _Loop(device, num_classes, ignore_index, _autocast_dtype(device, amp),
-                                               channels_last), "data")
+                                               channels_last, ctx=ctx), "data")
     return result
 
 
@@ -276,7 +312,8 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64) -> 
 @dataclass(frozen=True)
 class _Loop:
     """What every batch of a run shares: the device, the autocast dtype (``None``: float32), the memory layout,
-    the float16 gradient scaler (``None`` unless CUDA float16), and the valid labels ``0..num_classes-1``."""
+    the float16 gradient scaler (``None`` unless CUDA float16), the valid labels ``0..num_classes-1``, and where the
+    process stands in a ``torchrun`` job (``ctx``)."""
 
     device: torch.device
     num_classes: int
@@ -284,6 +321,7 @@ class _Loop:
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
     scaler: torch.amp.GradScaler | None = None
+    ctx: distributed.DistContext = distributed.DistContext()
 
     def batches(self, loader: DataLoader, name: str) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """``(index, images (N, C, H, W), masks int64 (N, H, W))`` on the device, each batch checked on the CPU
@@ -303,8 +341,9 @@ class _Loop:
 def _run_eval(model: nn.Module, loader: DataLoader, loop: _Loop, name: str,
               loss_fn: LossFn | None = None) -> tuple[float | None, Any]:
     """Mean loss (if ``loss_fn``) and the metrics of :class:`segtutor.metrics.ConfusionMatrix` over ``loader``,
-    in eval mode without gradients (the model's mode is restored)."""
-    from .metrics import ConfusionMatrix
+    in eval mode without gradients (the model's mode is restored). Under DDP each rank scores its own shard with the
+    bare model (no collective per batch, so shards of unequal length are fine) and the sums are reduced at the end."""
+    from .metrics import ConfusionMatrix, SegmentationMetrics
 
     matrix = ConfusionMatrix(loop.num_classes, ignore_index=loop.ignore_index)
     total, count = 0.0, 0
@@ -319,7 +358,12 @@ def _run_eval(model: nn.Module, loader: DataLoader, loop: _Loop, name: str,
                 raise ValueError(f"{name}: the model outputs {logits.shape[1]} class channels but "
                                  f"num_classes={loop.num_classes}")
             matrix.update(logits.argmax(1), y)
-    return (total / count if loss_fn is not None else None), matrix.compute()
+    if not loop.ctx.enabled:
+        return (total / count if loss_fn is not None else None), matrix.compute()
+    counts = distributed.all_reduce_sum(matrix.matrix.to(loop.device, copy=True), loop.ctx)
+    sums = distributed.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64, device=loop.device), loop.ctx)
+    mean_loss = float(sums[0] / sums[1]) if loss_fn is not None else None
+    return mean_loss, SegmentationMetrics.from_confusion(counts.cpu())
 
 
 def _make_scheduler(schedule: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int):
@@ -394,3 +438,11 @@ def _resume(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Op
         raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: epoch={payload.get('epoch')} but its history "
                               f"has {len(history)} epochs")
     return history
+
+
+if __name__ == "__main__":  # python -m segtutor.train ...: the command-line entry point (segtutor/cli.py)
+    import sys
+
+    from segtutor.cli import main
+
+    sys.exit(main())
