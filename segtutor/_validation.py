@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 __all__ = ["IntegerTypeError", "is_int", "check_int", "check_ignore_index", "ignored_pixels", "check_labels", "check_scores", "check_pair", "check_prediction", "model_config", "model_name",
            "model_in_channels", "model_device", "first_pair", "check_channels", "check_batch", "forward_checked",
-           "check_finite_images", "IndexedPairs", "collate_pairs", "MAX_NUM_CLASSES"]
+           "check_finite_images", "IndexedPairs", "collate_pairs", "MAX_NUM_CLASSES", "check_num_classes"]
 
 #: The largest class count accepted where a (K, K) confusion matrix is built: 10000² int64 counts are 800 MB.
 MAX_NUM_CLASSES = 10_000
@@ -76,6 +76,20 @@ def check_int(value: object, name: str, *, minimum: int | None = 1) -> int:
         raise IntegerTypeError(f"{name} must be {form} ({_INT_FORMS}), got {value!r} of type {type(value).__name__}")
     if minimum is not None and number < minimum:
         raise ValueError(f"{name} must be {form} ({_INT_FORMS}), got {number}")
+    return number
+
+
+def check_num_classes(value: object, name: str = "num_classes") -> int:
+    """``value`` as a class count ``1..MAX_NUM_CLASSES``, or a clear error (the rule of :func:`check_int`, bounded).
+
+    The bound keeps a typo (a pixel count for a class count) from a (K, K) confusion matrix or a K-channel head
+    that cannot be allocated: the message says what K means instead of the allocator's "can't allocate".
+    """
+    number = check_int(value, name)
+    if number > MAX_NUM_CLASSES:
+        raise ValueError(f"{name}={number} is more than {MAX_NUM_CLASSES}: its (K, K) confusion matrix alone would take "
+                         f"{number ** 2 * 8 / 1e9:.3g} GB; {name} is the number of classes (e.g. 21 for VOC), not a "
+                         "number of pixels or images")
     return number
 
 

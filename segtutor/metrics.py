@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ._validation import check_ignore_index, check_int, check_prediction, ignored_pixels
+from ._validation import check_ignore_index, check_int, check_num_classes, check_prediction, ignored_pixels
 
 __all__ = [
     "ConfusionMatrix",
@@ -50,7 +50,7 @@ __all__ = [
 
 def _check_config(num_classes: int, ignore_index: int | None) -> tuple[int, int | None]:
     """``(num_classes, ignore_index)`` as Python ints, checked by the package's one rule for each."""
-    num_classes = check_int(num_classes, "num_classes")
+    num_classes = check_num_classes(num_classes)
     return num_classes, check_ignore_index(ignore_index, num_classes)
 
 

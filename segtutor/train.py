@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed
 from ._validation import (IndexedPairs, check_batch, check_channels, check_finite_images, check_ignore_index, check_int,
-                          check_labels, collate_pairs, first_pair, ignored_pixels,
+                          check_labels, check_num_classes, collate_pairs, first_pair, ignored_pixels,
                           forward_checked, model_device, model_name)
 from .checkpoint import (CheckpointError, apply_checkpoint, check_writable, load_checkpoint, read_checkpoint,
                          save_checkpoint)
@@ -332,7 +332,7 @@ def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str |
     Under ``torchrun`` every rank must call it: each scores its share of ``data`` and the matrices are summed, so
     every rank gets the metrics of the whole dataset.
     """
-    num_classes = check_int(num_classes, "num_classes")
+    num_classes = check_num_classes(num_classes)
     ignore_index = check_ignore_index(ignore_index, num_classes)
     batch_size = check_int(batch_size, "batch_size")
     image, mask = first_pair("data", data)
