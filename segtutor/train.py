@@ -455,7 +455,8 @@ def _fingerprint(data: Dataset) -> str:
                 random.seed(index)
                 np.random.seed(index)
                 torch.manual_seed(index)
-                for t in data[index]:
+                item = data[index]
+                for t in item if isinstance(item, (tuple, list)) else (item,):
                     if not isinstance(t, torch.Tensor):
                         digest.update(repr(t).encode())
                         continue
