@@ -437,11 +437,20 @@ def _run_eval(model: nn.Module, loader: DataLoader, loop: _Loop, name: str,
                                  f"num_classes={loop.num_classes}")
             matrix.update(logits.argmax(1), y)
     if not loop.ctx.enabled:
+        _check_labelled(count, loss_fn, name, loop)
         return (total / count if loss_fn is not None else None), matrix.compute()
     counts = distributed.all_reduce_sum(matrix.matrix.to(loop.device, copy=True), loop.ctx)
     sums = distributed.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64, device=loop.device), loop.ctx)
+    _check_labelled(float(sums[1]), loss_fn, name, loop)
     mean_loss = float(sums[0] / sums[1]) if loss_fn is not None else None
     return mean_loss, SegmentationMetrics.from_confusion(counts.cpu())
+
+
+def _check_labelled(count: float, loss_fn: LossFn | None, name: str, loop: _Loop) -> None:
+    """A validation loss needs one batch with a labelled pixel (the same on every rank: ``count`` is reduced)."""
+    if loss_fn is not None and count == 0:
+        raise ValueError(f"{name} has no labelled pixel: every pixel of every batch is ignore_index={loop.ignore_index}, "
+                         "so there is no validation loss to measure; check the masks and the ignore_index")
 
 
 def _fingerprint(data: Dataset) -> str:

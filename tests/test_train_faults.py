@@ -106,6 +106,9 @@ def test_all_void_batches_are_skipped_and_counted():
     all_void = [(image, torch.full_like(mask, 255)) for image, mask in shapes(4)]
     with pytest.raises(ValueError, match="no training batch had a labelled pixel"):
         fit(tiny(), Items(all_void), epochs=1, batch_size=2, ignore_index=255, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="val_data has no labelled pixel"):
+        fit(tiny(), Items(items), Items(all_void), epochs=1, batch_size=2, ignore_index=255, progress=False,
+            device="cpu")
 
 
 # ---------------------------------------------------------------------------------- shapes and dtypes
