@@ -19,7 +19,8 @@ import torch
 
 from ._validation import check_int
 
-__all__ = ["Budget", "BUDGETS", "budget", "get_device", "seed_everything", "environment_report", "model_mode"]
+__all__ = ["Budget", "BUDGETS", "budget", "get_device", "seed_everything", "environment_report", "model_mode",
+           "ThreadChoice", "choose_threads", "usable_cores"]
 
 
 @dataclass(frozen=True)
@@ -177,3 +178,108 @@ def model_mode(model: torch.nn.Module, training: bool = False) -> Iterator[torch
         yield model
     finally:
         model.train(was_training)
+
+
+# ------------------------------------------------------------------------------------------ CPU threads
+
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask, capped by a cgroup CPU quota (containers)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        cores = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """What :func:`choose_threads` decided: ``threads`` out of ``cores`` usable, with the step times it measured
+    (``seconds[n]`` = best time of the probe with ``n`` threads) and the 1-minute load average (``None`` where
+    the OS has none)."""
+
+    threads: int
+    cores: int
+    seconds: dict
+    load: float | None
+
+    def __str__(self) -> str:
+        load = "" if self.load is None else f", load {self.load:.1f}"
+        return f"{self.threads} torch thread(s) of {self.cores} core(s){load}"
+
+
+def _probe(threads: int, a: torch.Tensor, repeats: int = 3) -> float:
+    """Best wall time of a few convolutions shaped like a small training step, on ``threads`` threads."""
+    import time
+
+    torch.set_num_threads(threads)
+    best = float("inf")
+    weight = a.new_ones(32, 32, 3, 3) / 288
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.nn.functional.conv2d(a, weight, padding=1).relu_().sum().item()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def choose_threads(limit: int | None = None) -> ThreadChoice:
+    """Pick torch's CPU thread count from what the machine can give now, and set it (``torch.set_num_threads``).
+
+    Candidates are 1 and every count up to ``min(limit, usable cores)`` (``limit`` defaults to the current
+    ``torch.get_num_threads()``, so a cap the user set is kept). Each is timed on the same small convolution,
+    interleaved, best of 3 (a few tenths of a second in all), and the fastest wins, ties going to fewer threads.
+    On an idle machine that is every core; beside a busy process, threads that would wait for a shared core
+    lose (two threads on two cores with one core taken were 3-15x slower per step: ``benchmarks/RESULTS.md``).
+    """
+    cores = usable_cores()
+    cap = max(1, min(limit if limit is not None else torch.get_num_threads(), cores))
+    try:
+        load: float | None = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = None
+    if cap == 1:
+        torch.set_num_threads(1)
+        return ThreadChoice(1, cores, {}, load)
+    a = torch.randn(8, 32, 48, 48)
+    _probe(cap, a, repeats=1)  # warm-up: the first convolution pays for allocations and kernel selection
+    candidates = sorted({1, cap} | set(range(2, cap + 1, max(1, cap // 4))))
+    seconds = {n: float("inf") for n in candidates}
+    for _ in range(2):  # interleaved rounds: a burst of load hits every candidate alike
+        for n in candidates:
+            seconds[n] = min(seconds[n], _probe(n, a))
+    best = min(candidates, key=lambda n: (seconds[n] / (1.0 if n == 1 else 0.9), n))  # 10 % margin for more threads
+    torch.set_num_threads(best)
+    return ThreadChoice(best, cores, seconds, load)
+
+
+@contextmanager
+def training_threads(device: torch.device) -> Iterator[ThreadChoice | None]:
+    """Around a CPU training run: torch's thread count chosen by :func:`choose_threads` (or ``SEGTUTOR_THREADS=N``),
+    restored afterwards. Yields the choice (``None`` on other devices). The probe is skipped when only one
+    thread is allowed (``OMP_NUM_THREADS=1``, one core, ``torch.set_num_threads(1)`` before the run)."""
+    if device.type != "cpu":
+        yield None
+        return
+    before = torch.get_num_threads()
+    forced = os.environ.get("SEGTUTOR_THREADS", "").strip()
+    try:
+        if forced:
+            try:
+                n = int(forced)
+            except ValueError:
+                raise ValueError(f"SEGTUTOR_THREADS={forced!r} must be a positive integer") from None
+            if n < 1:
+                raise ValueError(f"SEGTUTOR_THREADS={forced!r} must be a positive integer")
+            torch.set_num_threads(n)
+            choice = ThreadChoice(n, usable_cores(), {}, None)
+        else:
+            choice = choose_threads(before)
+        yield choice
+    finally:
+        torch.set_num_threads(before)

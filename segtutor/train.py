@@ -49,7 +49,7 @@ from ._validation import (IndexedPairs, check_batch, check_channels, check_finit
 from .checkpoint import (CheckpointError, apply_checkpoint, check_writable, load_checkpoint, read_checkpoint,
                          save_checkpoint)
 from .history import EpochStats, History
-from .runtime import get_device, model_mode, seed_everything
+from .runtime import get_device, model_mode, seed_everything, training_threads
 
 __all__ = [
     "DEFAULT_LR",
@@ -72,9 +72,10 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, *, loss: LossFn | None = None,
         epochs: int, batch_size: int, lr: float = DEFAULT_LR, weight_decay: float = 1e-4,
         schedule: str = "onecycle", device: str | torch.device | None = None, amp: bool | None = None,
-        channels_last: bool | None = None, progress: bool = True, seed: int = 0,
+        channels_last: bool | None = None, progress: bool | str = True, seed: int = 0,
         checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
-        ignore_index: int | None = None, sync_batchnorm: bool = False) -> History:
+        ignore_index: int | None = None, sync_batchnorm: bool = False,
+        on_epoch: Callable[[History], Any] | None = None) -> History:
     """Train ``model`` in place on ``train_data`` and return the :class:`History` of the run.
 
     Datasets hold ``(image float (C, H, W), mask int (H, W))`` pairs; the model maps ``(N, C, H, W)`` to
@@ -86,7 +87,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     ``device`` defaults to :func:`segtutor.runtime.get_device`; the model is moved there. ``amp=None`` turns
     mixed precision on for CUDA only (see the module docstring); ``channels_last=None`` likewise. With
     ``val_data``, every epoch ends with the validation loss, mIoU and pixel accuracy
-    (:class:`segtutor.metrics.ConfusionMatrix`). ``progress`` shows tqdm bars. ``seed`` fixes shuffling and
+    (:class:`segtutor.metrics.ConfusionMatrix`). ``progress`` shows tqdm bars; ``progress="curves"`` also
+    redraws the loss and validation curves after each epoch (:class:`segtutor.viz.LiveCurves`, at most one redraw a
+    second). ``on_epoch(history)``, if given, is called after every epoch (and its ``close()``, if any, at the end). ``seed`` fixes shuffling and
     every random draw during training (not the model's initial weights: seed before building the model); each
     epoch reseeds Python's, NumPy's and torch's global generators from ``(seed, epoch)``.
 
@@ -201,11 +204,16 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     if checkpoint is not None and ctx.is_main and len(history) < epochs:
         check_writable(checkpoint)  # a read-only folder is found now, not after an epoch of training
 
-    progress = progress and ctx.is_main
+    if progress not in (True, False, "curves"):
+        raise ValueError(f"progress must be True, False or 'curves', got {progress!r}")
+    callbacks = [c for c in (on_epoch, _live_curves() if progress == "curves" and ctx.is_main else None) if c]
+    progress = bool(progress) and ctx.is_main
     epoch_bar = _progress(progress, total=epochs, initial=len(history), desc="epochs", unit="epoch")
     # one batch bar for the whole run, reset each epoch: every new notebook bar is a new widget on the page
     batch_bar = _progress(progress, total=steps_per_epoch, unit="batch", leave=False)
-    with model_mode(model, training=True), closing(epoch_bar), closing(batch_bar):
+    with training_threads(device) as threads, model_mode(model, training=True), closing(epoch_bar), closing(batch_bar):
+        if threads is not None:  # the CPU threads chosen for this machine's load: runtime.choose_threads
+            epoch_bar.set_description(f"epochs ({threads.threads} of {threads.cores} CPU threads)", refresh=False)
         for epoch in range(len(history), epochs):
             global_seed, shuffle_seed = _epoch_seeds(int(seed), epoch)
             seed_everything(global_seed % 2**63)
@@ -236,6 +244,10 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
             if val_miou is not None:
                 postfix["val_mIoU"] = f"{val_miou:.3f}"
             epoch_bar.set_postfix(postfix)
+            for callback in callbacks:
+                callback(history)
+    for callback in callbacks:
+        getattr(callback, "close", lambda: None)()
     return history
 
 
@@ -486,6 +498,12 @@ def _make_scheduler(schedule: str, optimizer: torch.optim.Optimizer, lr: float, 
     if schedule == "constant":
         return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     raise ValueError(f"unknown schedule {schedule!r}; expected 'onecycle', 'poly' or 'constant'")
+
+
+def _live_curves():
+    from .viz import LiveCurves
+
+    return LiveCurves()
 
 
 def _progress(enabled: bool, **kwargs: Any):

@@ -8,6 +8,7 @@ matrix) and ``06_end_to_end.ipynb`` (prediction grids, failure cases, training c
 - :func:`overlay` blends a coloured mask over an image and returns the RGB array.
 - :func:`show_batch`, :func:`plot_history`, :func:`plot_confusion_matrix`, :func:`show_feature_maps` each
   return a :class:`matplotlib.figure.Figure`.
+- :class:`LiveCurves` redraws :func:`plot_history` in place while ``fit`` trains (``fit(progress="curves")``).
 
 The figures are made with ``matplotlib.figure.Figure`` directly, not through ``pyplot``: nothing is shown
 behind your back (no duplicate pictures) and nothing piles up in pyplot's list of open figures. In Jupyter a
@@ -16,10 +17,11 @@ figure appears when the call is the last expression of a cell (or with ``display
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import io
+import math
 
 import numpy as np
 import torch
@@ -32,7 +34,8 @@ from .data.palette import colorize
 from .history import History
 from .runtime import model_mode
 
-__all__ = ["colorize", "figure", "to_png", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps"]
+__all__ = ["colorize", "figure", "to_png", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps",
+           "LiveCurves"]
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -408,3 +411,62 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
             ax.set_title(f"ch {channel}", fontsize=8)
         axes[row, 0].set_ylabel(f"{name}\n{tuple(fmap.shape)}", fontsize=8)
     return fig
+
+
+# ------------------------------------------------------------------------------ LiveCurves
+
+class LiveCurves:
+    """Training curves that redraw in the notebook while :func:`segtutor.train.fit` runs.
+
+    ``fit(..., progress="curves")`` makes one, or pass your own as ``fit(..., on_epoch=LiveCurves())``: fit calls
+    it with the :class:`~segtutor.history.History` after every epoch and calls :meth:`close` at the end. Each
+    redraw is :func:`plot_history` sent as one PNG through one IPython display handle (the same output area,
+    updated in place), and redraws are at least ``min_interval`` seconds apart, so a run sends at most about
+    ``duration / min_interval + 2`` display messages whatever its number of epochs; :meth:`close` draws the
+    final epoch if the last one was skipped. Outside IPython nothing is drawn.
+    """
+
+    def __init__(self, min_interval: float = 1.0, *, clock: Callable[[], float] | None = None) -> None:
+        if not isinstance(min_interval, (int, float)) or isinstance(min_interval, bool) or not min_interval >= 0:
+            raise ValueError(f"min_interval must be a number of seconds >= 0, got {min_interval!r}")
+        import time
+
+        self.min_interval = float(min_interval)
+        self._clock = clock or time.monotonic
+        self._handle: Any = None
+        self._last_draw = -math.inf
+        self._pending: Any = None
+        self.redraws = 0
+
+    def _show(self, png: bytes) -> None:
+        try:
+            from IPython import get_ipython
+            from IPython.display import Image, display
+        except ImportError:  # plain Python without IPython
+            return
+        if get_ipython() is None:
+            return
+        if self._handle is None:
+            self._handle = display(Image(png), display_id=True)
+        else:
+            self._handle.update(Image(png))
+
+    def draw(self, history: Any) -> bytes:
+        """Render ``history`` now (one PNG, also returned) and show it."""
+        fig = plot_history(history)
+        png = to_png(fig)
+        self._show(png)
+        self._last_draw, self._pending = self._clock(), None
+        self.redraws += 1
+        return png
+
+    def __call__(self, history: Any) -> None:
+        if self._clock() - self._last_draw >= self.min_interval:
+            self.draw(history)
+        else:
+            self._pending = history
+
+    def close(self) -> None:
+        """Draw the last history if its redraw was skipped."""
+        if self._pending is not None:
+            self.draw(self._pending)

@@ -168,6 +168,7 @@ from .metrics import check_confusion_matrix, check_iou_from_confusion  # noqa: E
 from .end_to_end import (check_evaluate_by_hand, check_worst_images, evaluate_by_hand_reference,  # noqa: E402
                          worst_images_reference)  # (06_end_to_end)
 from .real_data import check_labelids_to_trainids, labelids_to_trainids_reference  # noqa: E402  (07_real_data)
+from .scaling import check_shard, shard_reference  # noqa: E402  (09_scaling_out)
 
 __all__ += [
     "check_mask_to_boxes",
@@ -178,4 +179,5 @@ __all__ += [
     "check_confusion_matrix", "check_iou_from_confusion",
     "check_evaluate_by_hand", "check_worst_images", "evaluate_by_hand_reference", "worst_images_reference",
     "check_labelids_to_trainids", "labelids_to_trainids_reference",
+    "check_shard", "shard_reference",
 ]
