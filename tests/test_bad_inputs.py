@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from segtutor.data import SyntheticShapes
+from segtutor.data import CamVid, SyntheticShapes
 from segtutor.data.transforms import Normalize, RandomCrop, RandomHorizontalFlip, RandomScale, Resize
 from segtutor.losses import CombinedLoss, DiceLoss, FocalLoss, dice_loss, focal_loss
 from segtutor.metrics import (ConfusionMatrix, SegmentationMetrics, confusion_matrix, mean_iou, per_image_miou,
@@ -77,6 +77,11 @@ ROWS = [
     ("synthetic: tiny images", lambda: SyntheticShapes(4, image_size=8), ValueError, "at least 16 pixels"),
     ("synthetic: too many classes", lambda: SyntheticShapes(4, num_classes=99), ValueError, "num_classes must be an int in 2..8"),
     ("synthetic: index past the end", lambda: SyntheticShapes(4)[10], IndexError, "out of range for a dataset of 4"),
+    # ---------------------------------------------------------------------------------------------- CamVid
+    ("CamVid: missing folder", lambda: CamVid("/nonexistent/camvid"), FileNotFoundError, "no CamVid folder (with train/"),
+    ("CamVid: unknown split", lambda: CamVid("/nonexistent", split="dev"), ValueError, "expected one of train, val, test"),
+    ("CamVid: zero size", lambda: CamVid("/nonexistent", size=0), ValueError, "size must be positive"),
+    ("CamVid: size not ints", lambda: CamVid("/nonexistent", size=(10, "a")), TypeError, "a pair of ints (H, W)"),
     # ----------------------------------------------------------------------------------------- build_model
     ("build_model: unknown name", lambda: build_model("segnet", K), ValueError, "expected one of fcn32s"),
     ("build_model: float classes", lambda: build_model("unet", 4.0), TypeError, "num_classes must be a positive integer"),
@@ -222,5 +227,6 @@ def test_catalogue_covers_every_public_function_of_the_contract():
     covered = {r[0].split(":")[0].split(".")[0] for r in ROWS}
     contract = {"synthetic", "build_model", "dice", "focal", "FocalLoss", "DiceLoss", "CombinedLoss", "ConfusionMatrix",
                 "confusion_matrix", "mean_iou", "pixel_accuracy", "per_image_miou", "from_confusion", "fit", "evaluate",
-                "predict", "save_checkpoint", "load_checkpoint", "budget", "get_device", "seed_everything", "RandomCrop"}
+                "predict", "save_checkpoint", "load_checkpoint", "budget", "get_device", "seed_everything", "RandomCrop",
+                "CamVid"}
     assert contract <= covered, contract - covered
