@@ -289,7 +289,11 @@ class ConfusionMatrix:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.device = torch.device(device) if device is not None else None
+        try:
+            self.device = torch.device(device) if device is not None else None
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be None (the device of the first batch), a torch.device or a name such as "
+                             f"'cpu' or 'cuda', got {device!r}") from None
         self.class_names = tuple(class_names) if class_names is not None else None
         self.reset()
 

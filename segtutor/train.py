@@ -128,6 +128,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     seed = check_int(seed, "seed", minimum=0)
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or not math.isfinite(weight_decay) \
+            or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a finite number >= 0 (AdamW's decoupled decay, e.g. 1e-4), got {weight_decay!r}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     image, mask = first_pair("train_data", train_data)
