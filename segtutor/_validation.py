@@ -24,8 +24,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-__all__ = ["IntegerTypeError", "is_int", "check_int", "check_ignore_index", "check_labels", "check_scores", "check_pair", "check_prediction", "model_config", "model_name",
-           "model_in_channels", "model_device", "first_pair", "check_channels", "check_batch", "forward_checked"]
+__all__ = ["IntegerTypeError", "is_int", "check_int", "check_ignore_index", "ignored_pixels", "check_labels", "check_scores", "check_pair", "check_prediction", "model_config", "model_name",
+           "model_in_channels", "model_device", "first_pair", "check_channels", "check_batch", "forward_checked",
+           "check_finite_images", "IndexedPairs", "collate_pairs", "MAX_NUM_CLASSES", "check_num_classes"]
+
+#: The largest class count accepted where a (K, K) confusion matrix is built: 10000² int64 counts are 800 MB.
+MAX_NUM_CLASSES = 10_000
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 _INT_FORMS = "a Python int or a NumPy/torch integer scalar"
@@ -75,6 +79,20 @@ def check_int(value: object, name: str, *, minimum: int | None = 1) -> int:
     return number
 
 
+def check_num_classes(value: object, name: str = "num_classes") -> int:
+    """``value`` as a class count ``1..MAX_NUM_CLASSES``, or a clear error (the rule of :func:`check_int`, bounded).
+
+    The bound keeps a typo (a pixel count for a class count) from a (K, K) confusion matrix or a K-channel head
+    that cannot be allocated: the message says what K means instead of the allocator's "can't allocate".
+    """
+    number = check_int(value, name)
+    if number > MAX_NUM_CLASSES:
+        raise ValueError(f"{name}={number} is more than {MAX_NUM_CLASSES}: its (K, K) confusion matrix alone would take "
+                         f"{number ** 2 * 8 / 1e9:.3g} GB; {name} is the number of classes (e.g. 21 for VOC), not a "
+                         "number of pixels or images")
+    return number
+
+
 def check_ignore_index(ignore_index: object, num_classes: int | None = None) -> int | None:
     """``ignore_index`` as a Python int (or ``None``): the one rule for the ignored label.
 
@@ -96,6 +114,22 @@ def check_ignore_index(ignore_index: object, num_classes: int | None = None) -> 
 
 
 # ---------------------------------------------------------------------------------------- label maps
+
+def ignored_pixels(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor | None:
+    """The bool mask ``target == ignore_index``, compared without wrapping; ``None`` if no pixel can be ignored.
+
+    The one home of that comparison. ``target == -1`` on a uint8 tensor would cast -1 to the tensor's dtype
+    (255), so on small-integer masks 255 would be taken for -1, -100 for 156, 255 for -1 on int8. An
+    ``ignore_index`` outside the dtype's range can match no pixel: ``None`` then (no copy, no pass over the data).
+    """
+    if ignore_index is None:
+        return None
+    if target.dtype in _INT_DTYPES:
+        info = torch.iinfo(target.dtype)
+        if not info.min <= ignore_index <= info.max:
+            return None
+    return target == ignore_index
+
 
 
 def _check_label_form(target: torch.Tensor, name: str, ndim: int | None) -> None:
@@ -122,8 +156,9 @@ def _check_scores_form(scores: torch.Tensor, num_classes: int | None, name: str)
 
 def _label_extremes(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
     """``[min, max]`` (float64, on the tensor's device, no sync) of the labels that are not ``ignore_index``."""
-    if ignore_index is not None:
-        target = target.masked_fill(target == ignore_index, 0)
+    ignored = ignored_pixels(target, ignore_index)
+    if ignored is not None:
+        target = target.masked_fill(ignored, 0)
     return torch.stack(torch.aminmax(target.detach())).double()
 
 
@@ -133,8 +168,9 @@ def _labels_ok(low: float, high: float, num_classes: int | None) -> bool:
 
 def _raise_bad_label(target: torch.Tensor, num_classes: int | None, ignore_index: int | None, name: str) -> None:
     bad = target < 0 if num_classes is None else (target < 0) | (target >= num_classes)
-    if ignore_index is not None:
-        bad &= target != ignore_index
+    ignored = ignored_pixels(target, ignore_index)
+    if ignored is not None:
+        bad &= ~ignored
     value = int(target[bad].flatten()[0])
     allowed = ("non-negative integers" if num_classes is None else f"0..{num_classes - 1}") + (
         f" or ignore_index={ignore_index}" if ignore_index is not None else "")
@@ -152,6 +188,8 @@ def check_labels(target: torch.Tensor, num_classes: int | None, ignore_index: in
     """Raise unless ``target`` is an integer label tensor with values in ``[0, num_classes)`` or ``ignore_index``.
 
     ``num_classes=None`` checks only that the labels are non-negative (when the class count is unknown).
+    Any integer dtype is accepted; values are compared with ``ignore_index`` exactly (:func:`ignored_pixels`),
+    so a uint8 mask's 255 is never mistaken for ``ignore_index=-1``.
     """
     _check_label_form(target, name, ndim)
     if target.numel() == 0:
@@ -275,15 +313,30 @@ def first_pair(name: str, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if image.ndim != 3 or not image.is_floating_point():
         raise ValueError(f"{name}[0] image must be a float tensor of shape (C, H, W), got {image.dtype} "
                          f"{tuple(image.shape)}" + ("; convert uint8 images with .float() / 255" if image.dtype == torch.uint8 else ""))
+    _refuse_channels_last(image, mask, f"{name}[0]")
     if mask.ndim != 2 or tuple(mask.shape) != tuple(image.shape[1:]):
         raise ValueError(f"{name}[0] mask must have shape (H, W) = {tuple(image.shape[1:])} to match the image "
                          f"{tuple(image.shape)}, got {tuple(mask.shape)}")
     return image, mask
 
 
-def check_channels(name: str, channels: int, model: nn.Module) -> None:
-    """Raise unless images of ``channels`` channels fit the model's ``in_channels`` (when it can be told)."""
+def _refuse_channels_last(image: torch.Tensor, mask: torch.Tensor | None, where: str) -> None:
+    """An image (H, W, C) (PIL / NumPy order) is refused with the permute that fixes it."""
+    if image.ndim == 3 and image.shape[-1] in (1, 3, 4) and image.shape[0] not in (1, 3, 4) and (
+            mask is None or tuple(mask.shape) == tuple(image.shape[:2])):
+        raise ValueError(f"{where} image has shape {tuple(image.shape)}: images must be (C, H, W); this looks like "
+                         "(H, W, C) (the PIL/NumPy order): use image.permute(2, 0, 1)")
+
+
+def check_channels(name: str, channels: int, model: nn.Module, shape: tuple[int, ...] | None = None) -> None:
+    """Raise unless images of ``channels`` channels fit the model's ``in_channels`` (when it can be told).
+
+    With the image ``shape`` (C, H, W), an image stored (H, W, C) is named as such."""
     expected = model_in_channels(model)
+    if expected is not None and channels != expected and shape is not None and len(shape) == 3 \
+            and shape[-1] == expected:
+        raise ValueError(f"{name} images have shape {tuple(shape)}: images must be (C, H, W); this looks like "
+                         "(H, W, C) (the PIL/NumPy order): use .permute(2, 0, 1) (a batch: .permute(0, 3, 1, 2))")
     if expected is not None and channels != expected:
         raise ValueError(f"{name} images have {channels} channel(s) but the model ({model_name(model)}) expects "
                          f"in_channels={expected}: images must be (C, H, W) with C={expected}")
@@ -296,6 +349,88 @@ def check_batch(name: str, index: int, images: torch.Tensor, masks: torch.Tensor
         raise ValueError(f"{name} batch {index}: masks {tuple(masks.shape)} do not match images {tuple(images.shape)}; "
                          "expected images (N, C, H, W) and masks (N, H, W)")
     check_labels(masks, num_classes, ignore_index, name=f"{name} batch {index} masks")
+    check_finite_images(images, f"{name} batch {index} images")
+
+
+def check_finite_images(images: torch.Tensor, name: str) -> None:
+    """Raise unless every value of the float ``images`` is finite (one min/max pass; one sync on a GPU).
+
+    A NaN image makes the logits NaN, whose argmax is class 0: without this check evaluate and predict return
+    numbers that look real.
+    """
+    if images.numel() == 0 or not images.is_floating_point():
+        return
+    low, high = torch.stack(torch.aminmax(images.detach())).tolist()
+    if not (math.isfinite(low) and math.isfinite(high)):
+        flat = images.detach().reshape(images.shape[0], -1) if images.ndim >= 2 else images.detach()[None]
+        bad = (~torch.isfinite(flat)).any(-1).nonzero().flatten().tolist()
+        kind = "NaN" if math.isnan(low) or math.isnan(high) else "infinite"
+        raise ValueError(f"{name} contain {kind} values (in image(s) {bad[:8]} of the batch); images must hold finite "
+                         "values (floats in [0, 1] or normalised): check the data and its transforms")
+
+
+class IndexedPairs:
+    """``dataset[i]`` as ``(i, item)``, so that :func:`collate_pairs` can name the items of a batch that differ."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[int, Any]:
+        return int(index), self.dataset[index]
+
+
+def collate_pairs(name: str) -> Any:
+    """A ``DataLoader`` ``collate_fn`` for :class:`IndexedPairs` items: stacks ``(image, mask)`` pairs into
+    ``images (N, C, H, W)`` and ``masks (N, H, W)`` after checking that they can be stacked, naming the items
+    (dataset indices) that differ instead of torch's "stack expects each tensor to be equal size".
+
+    float64 images are converted to float32 (the models' dtype), so a dataset built with NumPy's default float
+    trains; integer images (uint8 0..255) and a mix of dtypes are refused.
+    """
+    def collate(items: list) -> tuple[torch.Tensor, torch.Tensor]:
+        (first, (image0, mask0)) = _pair_of(name, *items[0])
+        images, masks = [], []
+        for index, item in items:
+            index, (image, mask) = _pair_of(name, index, item)
+            if not image.is_floating_point():
+                raise TypeError(f"{name}[{index}] image has dtype {image.dtype} while {name}[{first}] is {image0.dtype}: "
+                                "every image must be float (C, H, W), values in [0, 1]"
+                                + (" (convert uint8 with .float() / 255)" if image.dtype == torch.uint8 else ""))
+            if image.ndim != 3:
+                raise ValueError(f"{name}[{index}] image has shape {tuple(image.shape)}; images must be (C, H, W)")
+            _refuse_channels_last(image, mask, f"{name}[{index}]")
+            if tuple(image.shape) != tuple(image0.shape):
+                what = "channel count" if image.shape[0] != image0.shape[0] else "size"
+                raise ValueError(f"{name} items {first} and {index} differ in {what}: image {tuple(image0.shape)} vs "
+                                 f"{tuple(image.shape)}; a batch stacks images of one shape (C, H, W): give the dataset "
+                                 "a fixed size= or a resize transform (segtutor.data.transforms.Resize), and one "
+                                 "channel count")
+            if mask.ndim != 2 or tuple(mask.shape) != tuple(image.shape[1:]):
+                raise ValueError(f"{name}[{index}] mask has shape {tuple(mask.shape)} but its image is "
+                                 f"{tuple(image.shape)}: a mask must be (H, W) = {tuple(image.shape[1:])}")
+            if mask.is_floating_point() or mask.dtype == torch.bool or mask.is_complex():
+                raise TypeError(f"{name}[{index}] mask has dtype {mask.dtype}; masks hold integer labels (int64 (H, W))")
+            images.append(image.float() if image.dtype == torch.float64 else image)
+            masks.append(mask)
+        dtypes = {t.dtype for t in images}
+        if len(dtypes) > 1:
+            raise TypeError(f"{name} items {[i for i, _ in items]} mix image dtypes {sorted(map(str, dtypes))}; give every "
+                            "image one float dtype (float32)")
+        mask_dtypes = {t.dtype for t in masks}
+        stacked = torch.stack(masks) if len(mask_dtypes) == 1 else torch.stack([m.long() for m in masks])
+        return torch.stack(images), stacked
+
+    return collate
+
+
+def _pair_of(name: str, index: int, item: Any) -> tuple[int, tuple[torch.Tensor, torch.Tensor]]:
+    if not isinstance(item, (tuple, list)) or len(item) != 2 or not all(isinstance(t, torch.Tensor) for t in item):
+        raise TypeError(f"{name}[{index}] must be an (image, mask) pair of tensors (image float (C, H, W), mask int64 "
+                        f"(H, W)), got {type(item).__name__}")
+    return index, (item[0], item[1])
 
 
 def forward_checked(model: nn.Module, images: torch.Tensor, name: str) -> torch.Tensor:
@@ -303,6 +438,12 @@ def forward_checked(model: nn.Module, images: torch.Tensor, name: str) -> torch.
     try:
         logits = model(images)
     except RuntimeError as exc:
+        text = str(exc)
+        if "should be the same" in text or "expected scalar type" in text or "same dtype" in text:
+            weights = next((p.dtype for p in model.parameters()), None)
+            raise TypeError(f"{name}: images of dtype {images.dtype} do not fit the model ({model_name(model)}), whose "
+                            f"weights are {weights}: pass images of the weights' dtype (float32: images.float()) and keep "
+                            "the model in float32 (model.float())") from None
         if "channels" in str(exc) or "size mismatch" in str(exc):
             raise ValueError(f"{name}: the model ({model_name(model)}) could not take images of shape "
                              f"{tuple(images.shape)} ({exc}); check the channel count C of (N, C, H, W)") from exc

@@ -5,7 +5,9 @@ architecture); :func:`segtutor.train.fit` saves one after every epoch and resume
 
 - :func:`save_checkpoint` writes the model's name, ``config`` and ``state_dict``, the optimizer state and
   plain extra values to a temporary file, flushes it and renames it over the target: a crash while saving
-  leaves the previous checkpoint intact.
+  leaves the previous checkpoint intact. The temporary file is named ``<name>.tmp-<host>-<pid>-<random>``;
+  a save removes the ones of the same path left by killed writers (see :func:`remove_stale_temporaries`),
+  and a failed write (a full disk) removes its own and says so.
 - :func:`load_checkpoint` reads with ``torch.load(weights_only=True)``, so a file holding other Python objects
   is refused without being executed, and refuses weights whose recorded ``config`` differs from the model's.
 
@@ -14,9 +16,13 @@ architecture); :func:`segtutor.train.fit` saves one after every epoch and resume
 """
 from __future__ import annotations
 
+import errno
 import os
 import pickle
-import tempfile
+import re
+import secrets
+import socket
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,7 @@ from ._validation import model_config, model_name
 from .history import History
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "save_checkpoint", "load_checkpoint",
-           "read_checkpoint", "apply_checkpoint"]
+           "read_checkpoint", "apply_checkpoint", "check_writable", "remove_stale_temporaries"]
 
 #: The ``format`` tag of a checkpoint written by :func:`save_checkpoint`.
 CHECKPOINT_FORMAT = "segtutor-checkpoint"
@@ -63,6 +69,97 @@ def _check_plain(value: Any, where: str) -> None:
                     f"strings and tensors, so that load_checkpoint can refuse to run code (weights_only=True){hint}")
 
 
+# ------------------------------------------------------------------------------- temporary files
+
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:24] or "host"
+_WRITING: set[str] = set()   # temporaries this process is writing right now (other threads' saves)
+_WRITING_LOCK = threading.Lock()
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f"{path.name}.tmp-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _temp_pattern(path: Path) -> re.Pattern:
+    """The exact names :func:`_temp_name` gives the temporaries of ``path``: ``<name>.tmp-<host>-<pid>-<8 hex>``."""
+    return re.compile(re.escape(path.name) + r"\.tmp-(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)-[0-9a-f]{8}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    except OSError:          # cannot tell (e.g. Windows without that process): assume alive, keep the file
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a killed :func:`save_checkpoint` of ``path`` left behind; return what was removed.
+
+    Only names of the exact form ``<name>.tmp-<host>-<pid>-<8 hex digits>`` next to ``path`` are considered, and
+    of those only files written on this host by a process that no longer runs (or by this process, outside any
+    save in progress). ``path`` itself, other files and other paths' temporaries are never touched; a writer on
+    another host (a shared file system) is left alone, since its PID cannot be checked from here.
+    """
+    path = Path(path)
+    pattern = _temp_pattern(path)
+    removed: list[Path] = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or match["host"] != _HOST:
+            continue
+        candidate = path.parent / name
+        pid = int(match["pid"])
+        if pid == os.getpid():
+            with _WRITING_LOCK:
+                if str(candidate) in _WRITING:
+                    continue
+        elif _pid_alive(pid):
+            continue
+        try:
+            if candidate.is_symlink() or not candidate.is_file():
+                continue
+            candidate.unlink()
+            removed.append(candidate)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass  # not ours to remove after all (permissions): leave it
+    return removed
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Raise a clear :class:`PermissionError` unless a checkpoint can be written at ``path`` (its folder is made).
+
+    :func:`segtutor.train.fit` calls this before the first epoch, so a read-only folder is found at once,
+    not after an epoch of training. Writes and removes one empty probe file (a temporary of the saver's form).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {str(path)!r} is a directory; pass a file path such as {str(path / 'ckpt.pt')!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = _temp_name(path)
+        with open(probe, "xb"):
+            pass
+        probe.unlink()
+    except OSError as exc:
+        raise PermissionError(errno.EACCES, f"cannot write the checkpoint {str(path)!r}: its folder "
+                              f"{str(path.parent)!r} is not writable ({type(exc).__name__}: {exc.strerror or exc}); "
+                              "pass a checkpoint path in a folder you can write to") from exc
+    return path
+
+
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
                     epoch: int | None = None, history: History | None = None, **extra: Any) -> Path:
     """Write the model (its name, ``config`` and ``state_dict``), the optimizer state, ``epoch``, ``history``
@@ -70,7 +167,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
 
     The file is written to a temporary file in the same directory, flushed to disk, then renamed over
     ``path`` (``os.replace``): a crash while saving leaves the previous checkpoint intact, never a half file.
-    Returns the path.
+    Temporaries of ``path`` left by killed saves are removed first (:func:`remove_stale_temporaries`). A write
+    that fails (a full disk, a read-only folder) removes its temporary file and raises :class:`OSError` naming
+    ``path``; the previous checkpoint is kept. Returns the path.
     """
     path = Path(path)
     payload = {
@@ -86,19 +185,32 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
     }
     _check_plain(payload, "checkpoint")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
+    remove_stale_temporaries(path)
+    tmp = _temp_name(path)
+    with _WRITING_LOCK:
+        _WRITING.add(str(tmp))
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            with open(tmp, "xb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            if isinstance(exc, (OSError, RuntimeError)) and not isinstance(exc, (NotImplementedError, RecursionError)):
+                kept = "the previous checkpoint there is unchanged" if path.exists() else "no checkpoint was written"
+                code = getattr(exc, "errno", None) or errno.EIO
+                raise OSError(code, f"could not write the checkpoint {str(path)!r} ({type(exc).__name__}: {exc}); "
+                              f"the disk may be full or the folder {str(path.parent)!r} not writable. The temporary "
+                              f"file was removed and {kept}; free some space or pass another checkpoint path") from exc
+            raise
+    finally:
+        with _WRITING_LOCK:
+            _WRITING.discard(str(tmp))
     try:  # make the rename itself durable (POSIX; not possible on Windows)
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:
@@ -112,8 +224,27 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
     return path
 
 
+_NEXT_STEP = ("only files written by segtutor's save_checkpoint (or fit(checkpoint=...)) are accepted: load the "
+              "checkpoint you saved, or retrain and save again")
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """What torch.load found wrong, without torch's advice (which may suggest an unsafe load)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    match = re.search(r"WeightsUnpickler error:\s*(.*)", text)
+    if match:
+        text = match.group(1)
+    text = re.split(r"\.\s+(?:Please|Re-running|This is an internal|If you are|Check the documentation)", text)[0]
+    text = text.strip().splitlines()[0].strip() if text.strip() else type(exc).__name__
+    return text[:300]
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The checkpoint dict at ``path``, read with ``weights_only=True``; :class:`CheckpointError` if it is not one."""
+    """The checkpoint dict at ``path``, read with ``weights_only=True``; :class:`CheckpointError` if it is not one.
+
+    Messages say what failed and what to do; torch's own advice is not repeated (it can suggest loading
+    with ``weights_only=False``, which runs any code a file holds).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}: the file does not exist")
@@ -122,20 +253,29 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        reason = _torch_reason(exc)
         if "global" in str(exc).lower():  # a class or function to import: what pickled code execution needs
-            raise CheckpointError(
-                f"refused to load {str(path)!r}: it holds Python objects other than tensors and plain containers, "
-                "and unpickling those can run arbitrary code. segtutor loads with torch.load(weights_only=True); "
-                "only checkpoints written by save_checkpoint are accepted") from exc
-        raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint (torch.load could not read it: "
-                              f"{type(exc).__name__}: {exc})") from exc
+            error = CheckpointError(
+                f"refused to load {str(path)!r}: it holds Python objects other than tensors and plain containers "
+                f"({reason}), and unpickling those can run arbitrary code. segtutor loads checkpoints only in "
+                f"torch's safe mode; the file is not from segtutor or was tampered with. {_NEXT_STEP}")
+        else:
+            error = CheckpointError(f"{str(path)!r} is not a segtutor checkpoint, or a damaged one: the safe load failed "
+                                    f"({reason}); the file may be corrupt or not written by segtutor. {_NEXT_STEP}")
+        raise error from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint (torch.load could not read it: "
-                              f"{type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint, or a damaged one: torch.load failed "
+                              f"({type(exc).__name__}: {_torch_reason(exc)}); the file may be corrupt (truncated, "
+                              f"a partial copy) or not written by segtutor. {_NEXT_STEP}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         what = f"a {type(payload).__name__}" + (f" with keys {sorted(map(str, payload))[:8]}" if isinstance(payload, dict) else "")
         raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint: it holds {what}, not the dict written by "
                               "segtutor.train.save_checkpoint (a bare state_dict loads with model.load_state_dict)")
+    state = payload.get("state_dict")
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        got = "no 'state_dict' entry" if "state_dict" not in payload else f"a 'state_dict' of type {type(state).__name__}"
+        raise CheckpointError(f"{str(path)!r} is damaged: it has the segtutor format tag but {got}; a checkpoint holds "
+                              "'state_dict', a dict of tensors (name -> weights). " + _NEXT_STEP)
     return payload
 
 

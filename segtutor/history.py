@@ -7,7 +7,7 @@ returns a :class:`History`, checkpoints (:mod:`segtutor.checkpoint`) store it as
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 __all__ = ["EpochStats", "History"]
 
@@ -17,7 +17,9 @@ class EpochStats:
 
     ``epoch`` counts from 1; ``train_loss`` is the mean loss over the epoch's training batches, weighted by
     their size (measured as the weights changed during the epoch); ``val_loss``, ``val_miou`` and ``val_pixel_accuracy`` are measured after the
-    epoch; ``lr`` is the learning rate of the epoch's last step; ``seconds`` the wall time of the epoch.
+    epoch; ``lr`` is the learning rate of the epoch's last step; ``seconds`` the wall time of the epoch;
+    ``skipped_batches`` the training batches that had no labelled pixel (every pixel ``ignore_index``) and were
+    skipped (under ``torchrun``: ranks' shares of a batch).
     """
 
     epoch: int
@@ -27,6 +29,7 @@ class EpochStats:
     val_pixel_accuracy: float | None
     lr: float
     seconds: float
+    skipped_batches: int = 0
 
 
 class History(Sequence):
@@ -69,7 +72,11 @@ class History(Sequence):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Sequence]) -> History:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`. A column with a default that is absent (``skipped_batches``, added later)
+        takes its default, so older checkpoints still load."""
+        defaults = {f.name: f.default for f in fields(EpochStats) if f.default is not MISSING}
+        n_rows = len(data["train_loss"]) if "train_loss" in data else 0
+        data = {**{name: [value] * n_rows for name, value in defaults.items()}, **data}
         missing = [name for name in cls.COLUMNS if name not in data]
         if missing:
             raise ValueError(f"history dict lacks the column(s) {missing}; expected keys {list(cls.COLUMNS)}")

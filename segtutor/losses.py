@@ -179,7 +179,11 @@ def _per_class(values: PerClass | None, name: str, num_classes: int | None = Non
     """``None`` or a float tensor ``(K,)`` of finite, non-negative per-class weights."""
     if values is None:
         return None
-    t = torch.as_tensor(values)
+    try:
+        t = torch.as_tensor(values)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a 1-D sequence of K finite, non-negative per-class weights (numbers), "
+                        f"got {values!r}") from None
     t = t if t.is_floating_point() else t.float()
     if t.ndim != 1 or not bool(torch.isfinite(t).all()) or bool((t < 0).any()) or not bool(t.sum() > 0):
         raise ValueError(f"{name} must be a 1-D sequence of K finite, non-negative per-class weights "

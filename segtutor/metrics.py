@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ._validation import check_ignore_index, check_int, check_prediction
+from ._validation import check_ignore_index, check_int, check_num_classes, check_prediction, ignored_pixels
 
 __all__ = [
     "ConfusionMatrix",
@@ -50,7 +50,7 @@ __all__ = [
 
 def _check_config(num_classes: int, ignore_index: int | None) -> tuple[int, int | None]:
     """``(num_classes, ignore_index)`` as Python ints, checked by the package's one rule for each."""
-    num_classes = check_int(num_classes, "num_classes")
+    num_classes = check_num_classes(num_classes)
     return num_classes, check_ignore_index(ignore_index, num_classes)
 
 
@@ -96,8 +96,9 @@ def _counts(labels: torch.Tensor, target: torch.Tensor, num_classes: int, ignore
         n = index.shape[0]
         index += torch.arange(n, device=index.device).view(n, *([1] * (index.ndim - 1))) * k2
         bins = n * k2
-    if ignore_index is not None:
-        index.masked_fill_(target == ignore_index, bins)
+    ignored = ignored_pixels(target, ignore_index)
+    if ignored is not None:
+        index.masked_fill_(ignored, bins)
     counts = torch.bincount(index.reshape(-1), minlength=bins + 1)[:bins]
     return counts.view(-1, num_classes, num_classes) if per_image else counts.view(num_classes, num_classes)
 
@@ -288,7 +289,11 @@ class ConfusionMatrix:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.device = torch.device(device) if device is not None else None
+        try:
+            self.device = torch.device(device) if device is not None else None
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be None (the device of the first batch), a torch.device or a name such as "
+                             f"'cpu' or 'cuda', got {device!r}") from None
         self.class_names = tuple(class_names) if class_names is not None else None
         self.reset()
 
@@ -359,9 +364,10 @@ def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, ignore_index: int |
     ignore_index = check_ignore_index(ignore_index)
     labels = _to_labels(pred, target, None, ignore_index)
     correct = labels == target
-    if ignore_index is None:
+    ignored = ignored_pixels(target, ignore_index)
+    if ignored is None:
         return float(correct.sum().double() / correct.numel())
-    kept = target != ignore_index
+    kept = ~ignored
     return float((correct & kept).sum().double() / kept.sum())
 
 
@@ -406,11 +412,12 @@ def boundary_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, wi
     (and ``ignore_index`` pixels) are left out, so coarse, blocky predictions score low here even when their
     overall mIoU looks fine (FCN-32s vs FCN-8s in ``01_fcn.ipynb``, skips in ``02_unet.ipynb``).
     """
-    _check_config(num_classes, ignore_index)
+    num_classes, ignore_index = _check_config(num_classes, ignore_index)
     labels = _to_labels(pred, target, num_classes, ignore_index)  # the user's own num_classes and ignore_index
     band = boundary_band(target, width)
-    if ignore_index is not None:
-        band &= target != ignore_index
+    ignored = ignored_pixels(target, ignore_index)
+    if ignored is not None:
+        band &= ~ignored
     counts = _counts(labels[band], target[band].long(), num_classes, None)  # only the band's valid pixels
     return SegmentationMetrics.from_confusion(counts).miou
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._validation import check_int
+
 __all__ = ["Budget", "BUDGETS", "budget", "get_device", "seed_everything", "environment_report", "model_mode",
            "ThreadChoice", "choose_threads", "usable_cores"]
 
@@ -83,6 +85,9 @@ def budget(name: str | None = None) -> Budget:
         source = "SEGTUTOR_BUDGET"
     if name is None:
         return BUDGETS["gpu" if torch.cuda.is_available() else "cpu"]
+    if not isinstance(name, str):
+        raise TypeError(f"budget name must be a string, one of {', '.join(map(repr, BUDGETS))} (or None: from "
+                        f"SEGTUTOR_BUDGET), got {name!r} of type {type(name).__name__}")
     key = name.strip().lower()
     if key not in BUDGETS:
         raise ValueError(f"unknown budget {name!r} (from {source}); expected one of {', '.join(BUDGETS)}")
@@ -133,8 +138,10 @@ def get_device(name: str | torch.device | None = None) -> torch.device:
 def seed_everything(seed: int = 0, *, deterministic: bool = False) -> None:
     """Seed Python, NumPy and torch (all devices). ``deterministic=True`` also asks torch for
     deterministic kernels (warn-only: bilinear upsampling has no deterministic CUDA backward)."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = check_int(seed, "seed", minimum=None)
+    if not -2**63 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [-2**63, 2**64) (the range torch's generator takes), got {seed}; "
+                         "reduce it, e.g. seed % 2**63")
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     torch.manual_seed(int(seed))

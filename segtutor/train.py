@@ -25,9 +25,12 @@ fast on CPUs with native bfloat16); on Apple MPS it is refused with an error.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import random
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
@@ -40,9 +43,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed
-from ._validation import (check_batch, check_channels, check_ignore_index, check_int, check_labels, first_pair,
+from ._validation import (IndexedPairs, check_batch, check_channels, check_finite_images, check_ignore_index, check_int,
+                          check_labels, check_num_classes, collate_pairs, first_pair, ignored_pixels,
                           forward_checked, model_device, model_name)
-from .checkpoint import CheckpointError, apply_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, apply_checkpoint, check_writable, load_checkpoint, read_checkpoint,
+                         save_checkpoint)
 from .history import EpochStats, History
 from .runtime import get_device, model_mode, seed_everything, training_threads
 
@@ -100,13 +105,32 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
 
     Inputs are checked before any step: empty datasets, images whose channel count differs from the model's,
     masks of the wrong shape, labels outside ``0..K-1`` (``K`` = the model's output channels) that are not
-    ``ignore_index``, and ``epochs`` / ``batch_size`` below 1 raise errors that say what was expected.
+    ``ignore_index``, and ``epochs`` / ``batch_size`` below 1 raise errors that say what was expected. Every
+    batch is checked on the CPU before it reaches the device: items that cannot be stacked (other sizes, channel
+    counts, dtypes, (H, W, C) images) are named, non-finite images refused; float64 images are converted to
+    float32. A checkpoint folder that cannot be written is refused before the first epoch, and a checkpoint of a
+    different training set (same length, other items: a fingerprint of two items is stored) is not resumed.
+
+    A batch whose pixels are all ``ignore_index`` (no labelled pixel: cross-entropy would be 0/0 = NaN) is
+    skipped: no forward pass, no optimiser step (the schedule still advances), counted in
+    ``EpochStats.skipped_batches``. Under ``torchrun`` a rank whose share has no labelled pixel contributes a
+    zero loss instead (every rank must take part in each step), counted the same way.
+
+    The loss is checked after every step's forward pass, before ``backward()``: the first non-finite training
+    loss stops training with a :class:`FloatingPointError` naming the epoch and batch, and the model still holds
+    the weights of the last finite step. This reads one value per step from the device (a sync, negligible on
+    the CPU; on CUDA it costs a little overlap of host and device, accepted so that no step ever applies a NaN);
+    under ``torchrun`` the ranks agree on it with one all-reduce of a flag, so every rank stops at the same step.
+    A non-finite validation loss also stops training, before that epoch's checkpoint is written.
     """
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     seed = check_int(seed, "seed", minimum=0)
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or not math.isfinite(weight_decay) \
+            or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a finite number >= 0 (AdamW's decoupled decay, e.g. 1e-4), got {weight_decay!r}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     image, mask = first_pair("train_data", train_data)
@@ -155,15 +179,18 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
                                              drop_last=drop_last)
         # the loader draws its base seed from the generator before the sampler draws the permutation, as in the
         # one-process loader below: same generator, same draws, same permutation
-        train_loader = DataLoader(train_data, batch_size=batch_size // ctx.world_size, sampler=sampler,
-                                  generator=shuffle_generator, num_workers=0, pin_memory=pin)
+        train_loader = DataLoader(IndexedPairs(train_data), batch_size=batch_size // ctx.world_size, sampler=sampler,
+                                  generator=shuffle_generator, num_workers=0, pin_memory=pin,
+                                  collate_fn=collate_pairs("train_data"))
         if val_data is not None:
             val_data = Subset(val_data, distributed.shard_indices(len(val_data), ctx))
     else:
-        train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=shuffle_generator,
-                                  num_workers=0, pin_memory=pin, drop_last=drop_last)
-    val_loader = None if val_data is None else DataLoader(val_data, batch_size=batch_size, shuffle=False,
-                                                          num_workers=0, pin_memory=pin)
+        train_loader = DataLoader(IndexedPairs(train_data), batch_size=batch_size, shuffle=True,
+                                  generator=shuffle_generator, num_workers=0, pin_memory=pin, drop_last=drop_last,
+                                  collate_fn=collate_pairs("train_data"))
+    val_loader = None if val_data is None else DataLoader(IndexedPairs(val_data), batch_size=batch_size, shuffle=False,
+                                                          num_workers=0, pin_memory=pin,
+                                                          collate_fn=collate_pairs("val_data"))
     steps_per_epoch = len(train_loader)
     trained = distributed.wrap_model(model, ctx, device, sync_batchnorm=sync_batchnorm)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -172,9 +199,13 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
             "schedule": schedule, "seed": seed, "train_samples": len(train_data), "num_classes": k,
             "ignore_index": ignore_index}
 
+    plan["train_fingerprint"] = _fingerprint(train_data)
+
     history = History()
     if checkpoint is not None and Path(checkpoint).exists():
         history = _resume(checkpoint, model, optimizer, scheduler, scaler, plan)
+    if checkpoint is not None and ctx.is_main and len(history) < epochs:
+        check_writable(checkpoint)  # a read-only folder is found now, not after an epoch of training
 
     if progress not in (True, False, "curves"):
         raise ValueError(f"progress must be True, False or 'curves', got {progress!r}")
@@ -191,14 +222,21 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
             seed_everything(global_seed % 2**63)
             shuffle_generator.manual_seed(shuffle_seed)
             start = time.perf_counter()
-            train_loss, last_lr = _train_epoch(trained, train_loader, loop, loss, optimizer, scheduler, batch_bar,
-                                               f"epoch {epoch + 1}/{epochs}")
+            train_loss, last_lr, skipped = _train_epoch(trained, train_loader, loop, loss, optimizer, scheduler,
+                                                        batch_bar, f"epoch {epoch + 1}/{epochs}")
             val_loss = val_miou = val_acc = None
             if val_loader is not None:
                 val_loss, result = _run_eval(model, val_loader, loop, "val_data", loss)
                 val_miou, val_acc = float(result.miou), float(result.pixel_accuracy)
+                if val_loss is not None and not math.isfinite(val_loss):
+                    raise FloatingPointError(
+                        f"validation loss is {val_loss} after epoch {epoch + 1}/{epochs} (training loss {train_loss:.4g}); "
+                        "the validation images are finite, so the model's outputs overflowed: lower the learning rate "
+                        "(lr) or use amp=False. This epoch was not saved"
+                        + (f"; {str(checkpoint)!r} still holds the previous epoch, if any" if checkpoint else ""))
             history.append(EpochStats(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss, val_miou=val_miou,
-                                      val_pixel_accuracy=val_acc, lr=last_lr, seconds=time.perf_counter() - start))
+                                      val_pixel_accuracy=val_acc, lr=last_lr, seconds=time.perf_counter() - start,
+                                      skipped_batches=skipped))
             if checkpoint is not None and ctx.is_main:
                 save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=history,
                                 fit={"plan": plan, "scheduler": scheduler.state_dict(),
@@ -217,15 +255,23 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
 
 
 def _train_epoch(model: nn.Module, loader: DataLoader, loop: _Loop, loss_fn: LossFn,
-                 optimizer: torch.optim.Optimizer, scheduler: Any, bar: Any, desc: str) -> tuple[float, float]:
+                 optimizer: torch.optim.Optimizer, scheduler: Any, bar: Any, desc: str) -> tuple[float, float, int]:
     """One pass over ``loader`` in train mode, counted on ``bar`` (a tqdm bar, possibly disabled); returns (mean
-    training loss per image, learning rate of the last step)."""
+    training loss per image, learning rate of the last step, batches skipped for having no labelled pixel)."""
     total = torch.zeros((), dtype=torch.float64, device=loop.device)  # summed on the device: no sync per batch
-    count, last_lr = 0, optimizer.param_groups[0]["lr"]
+    count, skipped, last_lr = 0, 0, optimizer.param_groups[0]["lr"]
     refresh = max(1, len(loader) // 20)
     bar.reset(total=len(loader))
     bar.set_description(desc, refresh=False)
-    for index, x, y in loop.batches(loader, "train_data"):
+    for index, x, y, void in loop.batches(loader, "train_data"):
+        if void and not loop.ctx.enabled:  # no labelled pixel: nothing to learn, and cross-entropy would be NaN
+            skipped += 1
+            last_lr = optimizer.param_groups[0]["lr"]
+            with warnings.catch_warnings():  # the schedule advances as if the batch had been trained on
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                scheduler.step()
+            bar.update(1)
+            continue
         with loop.autocast():
             try:
                 logits = model(x)
@@ -235,7 +281,8 @@ def _train_epoch(model: nn.Module, loader: DataLoader, loop: _Loop, loss_fn: Los
                 raise ValueError(f"{desc}, batch {index}: {len(x)} image(s) of {tuple(x.shape[2:])} px leave "
                                  "one value per channel at the model's deepest level, and BatchNorm cannot train on "
                                  "that; use batch_size >= 2 (and at least 2 training images) or larger images") from exc
-            loss = loss_fn(logits, y)
+            loss = logits.sum() * 0.0 if void else loss_fn(logits, y)  # void under DDP: take part, add nothing
+        _check_finite_loss(loss, model, loop, desc, index, len(loader))
         optimizer.zero_grad(set_to_none=True)
         if loop.scaler is not None:
             loop.scaler.scale(loss).backward()
@@ -246,19 +293,47 @@ def _train_epoch(model: nn.Module, loader: DataLoader, loop: _Loop, loss_fn: Los
             optimizer.step()
         last_lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        total += loss.detach().double() * len(x)
-        count += len(x)
-        if not bar.disable and (index % refresh == 0 or index == len(loader) - 1):
+        if void:
+            skipped += 1
+        else:
+            total += loss.detach().double() * len(x)
+            count += len(x)
+        if not bar.disable and count and (index % refresh == 0 or index == len(loader) - 1):
             # the loss sum stays on the device; read it only when the bar will show it (a sync)
             bar.set_postfix(loss=f"{total.item() / count:.4f}", refresh=False)
         bar.update(1)             # redraws at most every mininterval seconds, postfix included
     bar.refresh()
-    sums = distributed.all_reduce_sum(torch.stack([total, total.new_tensor(count)]), loop.ctx)
-    mean = (sums[0] / sums[1]).item()
-    if not math.isfinite(mean):
-        raise FloatingPointError(f"training loss became {mean} ({desc}); lower the learning rate (lr), check the "
-                                 "inputs for NaN, or use amp=False")
-    return mean, float(last_lr)
+    sums = distributed.all_reduce_sum(torch.stack([total, total.new_tensor(count), total.new_tensor(skipped)]), loop.ctx)
+    if float(sums[1]) == 0:
+        raise ValueError(f"{desc}: no training batch had a labelled pixel (every pixel of every batch is "
+                         f"ignore_index={loop.ignore_index}); check the masks and the ignore_index")
+    return (sums[0] / sums[1]).item(), float(last_lr), int(sums[2])
+
+
+def _check_finite_loss(loss: torch.Tensor, model: nn.Module, loop: _Loop, desc: str, index: int, batches: int) -> None:
+    """Raise if the loss of this step is not finite on any rank: before backward(), so no weight is touched.
+
+    One read from the device per step; under DDP one all-reduce of a flag, so that every rank stops together."""
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise TypeError(f"the loss must return a scalar tensor, got "
+                        f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}")
+    bad = ~torch.isfinite(loss.detach().reshape(1))
+    if loop.ctx.enabled:
+        flag = distributed.all_reduce_sum(bad.to(torch.float32), loop.ctx)
+        if not bool(flag.item()):
+            return
+    elif not bool(bad.item()):
+        return
+    where = "" if not loop.ctx.enabled else (f" on rank {loop.ctx.rank}" if bool(bad.item()) else " on another rank")
+    buffers = [b for b in model.buffers() if b.is_floating_point()]
+    stats_ok = all(bool(torch.isfinite(b).all()) for b in buffers)
+    state = ("the model still holds the weights of the last finite step (this loss never reached backward() or the "
+             "optimiser)" + ("" if stats_ok else "; but this forward pass made BatchNorm running statistics "
+                             "non-finite: reload the last checkpoint (load_checkpoint) to restore them"))
+    raise FloatingPointError(
+        f"training loss is {float(loss.detach()) if not loop.ctx.enabled or bool(bad.item()) else 'not finite'}{where} "
+        f"at {desc}, batch {index + 1} of {batches}: training stopped; {state}. The batch's images and labels are "
+        "finite (checked), so training diverged: lower the learning rate (lr), use amp=False, or check the loss function")
 
 
 def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str | torch.device | None = None,
@@ -272,7 +347,8 @@ def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str |
     Under ``torchrun`` every rank must call it: each scores its share of ``data`` and the matrices are summed, so
     every rank gets the metrics of the whole dataset.
     """
-    num_classes = check_int(num_classes, "num_classes")
+    num_classes = check_num_classes(num_classes)
+    ignore_index = check_ignore_index(ignore_index, num_classes)
     batch_size = check_int(batch_size, "batch_size")
     image, mask = first_pair("data", data)
     check_channels("data", image.shape[0], model)
@@ -285,7 +361,8 @@ def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str |
     ctx = distributed.current()
     if ctx.enabled:
         data = Subset(data, distributed.shard_indices(len(data), ctx))
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
+    loader = DataLoader(IndexedPairs(data), batch_size=batch_size, shuffle=False, num_workers=0,
+                        collate_fn=collate_pairs("data"))
     channels_last = next((p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
                           for p in model.parameters() if p.ndim == 4), False)
     _, result = _run_eval(model, loader, _Loop(device, num_classes, ignore_index, _autocast_dtype(device, amp),
@@ -310,11 +387,13 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64) -> 
     batch_size = check_int(batch_size, "batch_size")
     single = images.ndim == 3
     batch = images[None] if single else images
-    check_channels("predict", batch.shape[1], model)
+    check_channels("predict", batch.shape[1], model, shape=tuple(batch.shape[1:]))
     device = model_device(model)
+    labels = []
     with model_mode(model), torch.no_grad():
-        labels = [forward_checked(model, chunk.to(device), "predict").argmax(1).to(images.device)
-                  for chunk in batch.split(batch_size)]
+        for start, chunk in zip(range(0, len(batch), batch_size), batch.split(batch_size)):
+            check_finite_images(chunk, f"predict images {start}..{start + len(chunk) - 1}")
+            labels.append(forward_checked(model, chunk.to(device), "predict").argmax(1).to(images.device))
     out = torch.cat(labels) if labels else torch.empty((0, *batch.shape[2:]), dtype=torch.long, device=images.device)
     return out[0] if single else out
 
@@ -335,15 +414,17 @@ class _Loop:
     scaler: torch.amp.GradScaler | None = None
     ctx: distributed.DistContext = distributed.DistContext()
 
-    def batches(self, loader: DataLoader, name: str) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """``(index, images (N, C, H, W), masks int64 (N, H, W))`` on the device, each batch checked on the CPU
-        first (no device-side asserts)."""
+    def batches(self, loader: DataLoader, name: str) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, bool]]:
+        """``(index, images (N, C, H, W), masks int64 (N, H, W), void)`` on the device, each batch checked on the CPU
+        first (no device-side asserts, no non-finite image); ``void``: no pixel of the batch is labelled."""
         for index, (images, masks) in enumerate(loader):
             check_batch(name, index, images, masks, self.num_classes, self.ignore_index)
+            ignored = ignored_pixels(masks, self.ignore_index)
+            void = ignored is not None and bool(ignored.all())
             x = images.to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield index, x, masks.to(self.device, non_blocking=True).long()
+            yield index, x, masks.to(self.device, non_blocking=True).long(), void
 
     def autocast(self):
         """Mixed precision at ``amp_dtype``, or nothing."""
@@ -360,10 +441,10 @@ def _run_eval(model: nn.Module, loader: DataLoader, loop: _Loop, name: str,
     matrix = ConfusionMatrix(loop.num_classes, ignore_index=loop.ignore_index)
     total, count = 0.0, 0
     with model_mode(model), torch.no_grad():
-        for index, x, y in loop.batches(loader, name):
+        for index, x, y, void in loop.batches(loader, name):
             with loop.autocast():
                 logits = forward_checked(model, x, name) if index == 0 else model(x)
-                if loss_fn is not None:
+                if loss_fn is not None and not void:  # a batch without labelled pixels has no loss (0/0)
                     total += float(loss_fn(logits, y)) * len(x)
                     count += len(x)
             if logits.shape[1] != loop.num_classes:
@@ -371,11 +452,45 @@ def _run_eval(model: nn.Module, loader: DataLoader, loop: _Loop, name: str,
                                  f"num_classes={loop.num_classes}")
             matrix.update(logits.argmax(1), y)
     if not loop.ctx.enabled:
+        _check_labelled(count, loss_fn, name, loop)
         return (total / count if loss_fn is not None else None), matrix.compute()
     counts = distributed.all_reduce_sum(matrix.matrix.to(loop.device, copy=True), loop.ctx)
     sums = distributed.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64, device=loop.device), loop.ctx)
+    _check_labelled(float(sums[1]), loss_fn, name, loop)
     mean_loss = float(sums[0] / sums[1]) if loss_fn is not None else None
     return mean_loss, SegmentationMetrics.from_confusion(counts.cpu())
+
+
+def _check_labelled(count: float, loss_fn: LossFn | None, name: str, loop: _Loop) -> None:
+    """A validation loss needs one batch with a labelled pixel (the same on every rank: ``count`` is reduced)."""
+    if loss_fn is not None and count == 0:
+        raise ValueError(f"{name} has no labelled pixel: every pixel of every batch is ignore_index={loop.ignore_index}, "
+                         "so there is no validation loss to measure; check the masks and the ignore_index")
+
+
+def _fingerprint(data: Dataset) -> str:
+    """A short hash of the shapes, dtypes and bytes of ``data``'s first and last items, read under fixed seeds (so
+    random transforms draw the same each time; the global generators are restored afterwards)."""
+    digest = hashlib.sha256(str(len(data)).encode())
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for index in sorted({0, len(data) - 1}):
+                random.seed(index)
+                np.random.seed(index)
+                torch.manual_seed(index)
+                item = data[index]
+                for t in item if isinstance(item, (tuple, list)) else (item,):
+                    if not isinstance(t, torch.Tensor):
+                        digest.update(repr(t).encode())
+                        continue
+                    t = t.detach().cpu().contiguous().reshape(-1)
+                    digest.update(f"{tuple(t.shape)}{t.dtype}".encode())
+                    digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    return digest.hexdigest()[:16]
 
 
 def _make_scheduler(schedule: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int):
@@ -406,7 +521,8 @@ def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch
     """Number of classes K = the model's output channels, found with one small forward pass (eval mode, no grad),
     which also checks that the model returns ``(N, K, H, W)`` at the input's resolution."""
     with model_mode(model), torch.no_grad():
-        logits = forward_checked(model, image[None].to(device), name)
+        logits = forward_checked(model, image[None].to(device, torch.float32 if image.dtype == torch.float64
+                                                         else image.dtype), name)
     k = int(logits.shape[1])
     if num_classes is not None and check_int(num_classes, "num_classes") != k:
         raise ValueError(f"num_classes={num_classes} but the model ({model_name(model)}) outputs {k} class channels")
@@ -442,7 +558,16 @@ def _resume(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Op
         raise CheckpointError(f"checkpoint {str(path)!r} was not written by fit, so fit cannot resume from it; "
                               "pass another checkpoint path (or load it with load_checkpoint)")
     saved_plan = state["plan"]
-    differ = {key: (saved_plan.get(key), value) for key, value in plan.items() if saved_plan.get(key) != value}
+    if not isinstance(saved_plan, dict) or not isinstance(state.get("scheduler"), dict) or "history" not in payload:
+        raise CheckpointError(f"checkpoint {str(path)!r} is damaged: it lacks the plan, schedule or history that fit "
+                              "saves; pass a new checkpoint path to start over")
+    differ = {key: (saved_plan.get(key), value) for key, value in plan.items() if saved_plan.get(key) != value
+              and not (key == "train_fingerprint" and key not in saved_plan)}  # checkpoints from before the fingerprint
+    if "train_fingerprint" in differ:
+        raise CheckpointError(f"checkpoint {str(path)!r} was trained on other data: train_data has the same length "
+                              f"({plan['train_samples']}) but other items (fingerprint of its first and last items: "
+                              f"checkpoint {saved_plan['train_fingerprint']} vs now {plan['train_fingerprint']}); resume "
+                              "with the same dataset, or pass a new checkpoint path to start over")
     if differ:
         details = ", ".join(f"{key}: checkpoint {old!r} vs now {new!r}" for key, (old, new) in differ.items())
         raise CheckpointError(f"checkpoint {str(path)!r} belongs to a different fit ({details}); resume with the same "

@@ -25,6 +25,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from .._validation import check_int
+
 __all__ = [
     "Compose",
     "RandomScale",
@@ -139,7 +141,7 @@ class RandomCrop:
     def __init__(self, size: int | Sequence[int], ignore_index: int = 255, *,
                  generator: torch.Generator | None = None) -> None:
         self.size = _pair_size(size, "RandomCrop size")
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_int(ignore_index, "RandomCrop ignore_index", minimum=None)
         self.generator = generator
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> Pair:
@@ -148,6 +150,11 @@ class RandomCrop:
         h, w = mask.shape
         pad_h, pad_w = max(0, ch - h), max(0, cw - w)
         if pad_h or pad_w:
+            info = torch.iinfo(mask.dtype)
+            if not info.min <= self.ignore_index <= info.max:
+                raise ValueError(f"RandomCrop pads the mask with ignore_index={self.ignore_index}, which a {mask.dtype} "
+                                 f"mask cannot hold (range {info.min}..{info.max}); use masks of dtype int64 "
+                                 "(mask.long()) or an ignore_index in that range (255 for uint8)")
             image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
             mask = F.pad(mask, (0, pad_w, 0, pad_h), value=self.ignore_index)
             h, w = mask.shape

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from .._validation import check_int, is_int
+from .._validation import check_int, check_num_classes, is_int
 
 __all__ = ["SegmentationModel"]
 
@@ -74,7 +74,7 @@ class SegmentationModel(nn.Module):
             arguments = {name: _plain(value) for name, value in list(bound.arguments.items())[1:]}
             for name in _POSITIVE:
                 if name in arguments:
-                    arguments[name] = check_int(arguments[name], name)
+                    arguments[name] = (check_num_classes if name == "num_classes" else check_int)(arguments[name], name)
             arguments = cls.resolve(dict(arguments))
             body(self, **arguments)
             self.config = {"name": cls.config_name(arguments),
