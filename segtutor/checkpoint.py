@@ -17,8 +17,10 @@ architecture); :func:`segtutor.train.fit` saves one after every epoch and resume
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import pickle
+import random
 import re
 import secrets
 import socket
@@ -316,3 +318,61 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
     payload = read_checkpoint(path)
     apply_checkpoint(payload, path, model, optimizer)
     return payload
+
+
+def data_fingerprint(data: "torch.utils.data.Dataset") -> str:
+    """A short hash of the shapes, dtypes and bytes of ``data``'s first and last items, read under fixed seeds (so
+    random transforms draw the same each time; the global generators are restored afterwards)."""
+    digest = hashlib.sha256(str(len(data)).encode())
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for index in sorted({0, len(data) - 1}):
+                random.seed(index)
+                np.random.seed(index)
+                torch.manual_seed(index)
+                item = data[index]
+                for t in item if isinstance(item, (tuple, list)) else (item,):
+                    if not isinstance(t, torch.Tensor):
+                        digest.update(repr(t).encode())
+                        continue
+                    t = t.detach().cpu().contiguous().reshape(-1)
+                    digest.update(f"{tuple(t.shape)}{t.dtype}".encode())
+                    digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    return digest.hexdigest()[:16]
+
+
+def resume_fit(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+            scaler: Any, plan: dict) -> History:
+    payload = read_checkpoint(path)
+    state = (payload.get("extra") or {}).get("fit")
+    if not isinstance(state, dict) or "plan" not in state:
+        raise CheckpointError(f"checkpoint {str(path)!r} was not written by fit, so fit cannot resume from it; "
+                              "pass another checkpoint path (or load it with load_checkpoint)")
+    saved_plan = state["plan"]
+    if not isinstance(saved_plan, dict) or not isinstance(state.get("scheduler"), dict) or "history" not in payload:
+        raise CheckpointError(f"checkpoint {str(path)!r} is damaged: it lacks the plan, schedule or history that fit "
+                              "saves; pass a new checkpoint path to start over")
+    differ = {key: (saved_plan.get(key), value) for key, value in plan.items() if saved_plan.get(key) != value
+              and not (key == "train_fingerprint" and key not in saved_plan)}  # checkpoints from before the fingerprint
+    if "train_fingerprint" in differ:
+        raise CheckpointError(f"checkpoint {str(path)!r} was trained on other data: train_data has the same length "
+                              f"({plan['train_samples']}) but other items (fingerprint of its first and last items: "
+                              f"checkpoint {saved_plan['train_fingerprint']} vs now {plan['train_fingerprint']}); resume "
+                              "with the same dataset, or pass a new checkpoint path to start over")
+    if differ:
+        details = ", ".join(f"{key}: checkpoint {old!r} vs now {new!r}" for key, (old, new) in differ.items())
+        raise CheckpointError(f"checkpoint {str(path)!r} belongs to a different fit ({details}); resume with the same "
+                              "arguments, or pass a new checkpoint path to start over")
+    apply_checkpoint(payload, path, model, optimizer)
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler") is not None:
+        scaler.load_state_dict(state["scaler"])
+    history = History.from_dict(payload["history"])
+    if len(history) != payload.get("epoch"):
+        raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: epoch={payload.get('epoch')} but its history "
+                              f"has {len(history)} epochs")
+    return history

@@ -291,7 +291,7 @@ class ConfusionMatrix:
         self.ignore_index = ignore_index
         try:
             self.device = torch.device(device) if device is not None else None
-        except (RuntimeError, TypeError) as exc:
+        except (RuntimeError, TypeError):
             raise ValueError(f"device must be None (the device of the first batch), a torch.device or a name such as "
                              f"'cpu' or 'cuda', got {device!r}") from None
         self.class_names = tuple(class_names) if class_names is not None else None

@@ -10,12 +10,15 @@ Taught in ``notebooks/06_end_to_end.ipynb`` (the source's demo done right: a hel
 - :func:`predict` turns images ``(N, C, H, W)`` (or one ``(C, H, W)``) into labels ``(N, H, W)`` (or ``(H, W)``).
 - :func:`save_checkpoint` / :func:`load_checkpoint` (from :mod:`segtutor.checkpoint`, re-exported here) write
   atomically and read with ``weights_only=True``, so loading a file never runs code from it; :class:`History`
-  and :class:`EpochStats` come from :mod:`segtutor.history`, and the dataset and model checks from
-  :mod:`segtutor._validation`.
+  and :class:`EpochStats` come from :mod:`segtutor.history`, the dataset and model checks from
+  :mod:`segtutor._validation`, and the per-epoch machinery (one training epoch, one evaluation pass) from
+  :mod:`segtutor.loop`. Under ``torchrun`` the same calls train on several processes (:mod:`segtutor.distributed`);
+  ``python -m segtutor.train`` is the command line (:mod:`segtutor.cli`).
 
 Reproducibility: every epoch starts from seeds derived from ``(seed, epoch)`` — the shuffling order and
-Python's, NumPy's and torch's global generators (augmentations, dropout). So two runs with the same seed give
-identical histories on the CPU, and a run resumed from a checkpoint continues exactly as if never stopped,
+Python's, NumPy's and torch's global generators (augmentations, dropout). So two runs with the same seed and the
+same number of CPU threads give identical histories on the CPU (``fit`` picks the thread count from the machine's
+load, :func:`segtutor.runtime.choose_threads`; pin it with ``SEGTUTOR_THREADS=N`` for bit-identical reruns), and a run resumed from a checkpoint continues exactly as if never stopped,
 without any generator state in the file. On CUDA, bilinear upsampling has no deterministic backward, so GPU
 runs agree only approximately.
 
@@ -25,30 +28,23 @@ fast on CPUs with native bfloat16); on Apple MPS it is refused with an error.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-import random
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import closing, nullcontext
-from dataclasses import dataclass
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed
-from ._validation import (IndexedPairs, check_batch, check_channels, check_finite_images, check_ignore_index, check_int,
-                          check_labels, check_num_classes, collate_pairs, first_pair, ignored_pixels,
-                          forward_checked, model_device, model_name)
-from .checkpoint import (CheckpointError, apply_checkpoint, check_writable, load_checkpoint, read_checkpoint,
-                         save_checkpoint)
+from ._validation import (IndexedPairs, check_channels, check_finite_images, check_ignore_index, check_int, check_labels,
+                          check_num_classes, collate_pairs, first_pair, forward_checked, model_device, model_name)
+from .checkpoint import CheckpointError, check_writable, data_fingerprint, load_checkpoint, resume_fit, save_checkpoint
 from .history import EpochStats, History
+from .loop import LossFn, Loop, autocast_dtype, epoch_seeds, live_curves, make_scheduler, progress_bar, run_eval, train_epoch
 from .runtime import get_device, model_mode, seed_everything, training_threads
 
 __all__ = [
@@ -66,7 +62,6 @@ __all__ = [
 #: fit's default peak learning rate for AdamW + one-cycle; the sweep that chose it: ``benchmarks/RESULTS.md``.
 DEFAULT_LR = 2e-2
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, *, loss: LossFn | None = None,
@@ -150,7 +145,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     if sync_batchnorm and ctx.enabled and device.type != "cuda":
         raise ValueError("sync_batchnorm=True needs CUDA (torch's SyncBatchNorm has no CPU kernel); on the CPU each "
                          "process normalises its own share of the batch: use sync_batchnorm=False")
-    amp_dtype = _autocast_dtype(device, amp)
+    amp_dtype = autocast_dtype(device, amp)
     if channels_last is None:
         channels_last = device.type == "cuda"
     model.to(device)
@@ -167,7 +162,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     if isinstance(loss, nn.Module):
         loss.to(device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and device.type == "cuda" else None
-    loop = _Loop(device, k, ignore_index, amp_dtype, channels_last, scaler, ctx)
+    loop = Loop(device, k, ignore_index, amp_dtype, channels_last, scaler, ctx)
 
     shuffle_generator = torch.Generator()
     # The last, incomplete batch is dropped when there is at least one full batch: a batch of one image can
@@ -194,39 +189,39 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     steps_per_epoch = len(train_loader)
     trained = distributed.wrap_model(model, ctx, device, sync_batchnorm=sync_batchnorm)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = _make_scheduler(schedule, optimizer, float(lr), epochs * steps_per_epoch)
+    scheduler = make_scheduler(schedule, optimizer, float(lr), epochs * steps_per_epoch)
     plan = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "weight_decay": float(weight_decay),
             "schedule": schedule, "seed": seed, "train_samples": len(train_data), "num_classes": k,
             "ignore_index": ignore_index}
 
-    plan["train_fingerprint"] = _fingerprint(train_data)
+    plan["train_fingerprint"] = data_fingerprint(train_data)
 
     history = History()
     if checkpoint is not None and Path(checkpoint).exists():
-        history = _resume(checkpoint, model, optimizer, scheduler, scaler, plan)
+        history = resume_fit(checkpoint, model, optimizer, scheduler, scaler, plan)
     if checkpoint is not None and ctx.is_main and len(history) < epochs:
         check_writable(checkpoint)  # a read-only folder is found now, not after an epoch of training
 
     if progress not in (True, False, "curves"):
         raise ValueError(f"progress must be True, False or 'curves', got {progress!r}")
-    callbacks = [c for c in (on_epoch, _live_curves() if progress == "curves" and ctx.is_main else None) if c]
+    callbacks = [c for c in (on_epoch, live_curves() if progress == "curves" and ctx.is_main else None) if c]
     progress = bool(progress) and ctx.is_main
-    epoch_bar = _progress(progress, total=epochs, initial=len(history), desc="epochs", unit="epoch")
+    epoch_bar = progress_bar(progress, total=epochs, initial=len(history), desc="epochs", unit="epoch")
     # one batch bar for the whole run, reset each epoch: every new notebook bar is a new widget on the page
-    batch_bar = _progress(progress, total=steps_per_epoch, unit="batch", leave=False)
+    batch_bar = progress_bar(progress, total=steps_per_epoch, unit="batch", leave=False)
     with training_threads(device) as threads, model_mode(model, training=True), closing(epoch_bar), closing(batch_bar):
         if threads is not None:  # the CPU threads chosen for this machine's load: runtime.choose_threads
             epoch_bar.set_description(f"epochs ({threads.threads} of {threads.cores} CPU threads)", refresh=False)
         for epoch in range(len(history), epochs):
-            global_seed, shuffle_seed = _epoch_seeds(int(seed), epoch)
+            global_seed, shuffle_seed = epoch_seeds(int(seed), epoch)
             seed_everything(global_seed % 2**63)
             shuffle_generator.manual_seed(shuffle_seed)
             start = time.perf_counter()
-            train_loss, last_lr, skipped = _train_epoch(trained, train_loader, loop, loss, optimizer, scheduler,
+            train_loss, last_lr, skipped = train_epoch(trained, train_loader, loop, loss, optimizer, scheduler,
                                                         batch_bar, f"epoch {epoch + 1}/{epochs}")
             val_loss = val_miou = val_acc = None
             if val_loader is not None:
-                val_loss, result = _run_eval(model, val_loader, loop, "val_data", loss)
+                val_loss, result = run_eval(model, val_loader, loop, "val_data", loss)
                 val_miou, val_acc = float(result.miou), float(result.pixel_accuracy)
                 if val_loss is not None and not math.isfinite(val_loss):
                     raise FloatingPointError(
@@ -252,88 +247,6 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, 
     for callback in callbacks:
         getattr(callback, "close", lambda: None)()
     return history
-
-
-def _train_epoch(model: nn.Module, loader: DataLoader, loop: _Loop, loss_fn: LossFn,
-                 optimizer: torch.optim.Optimizer, scheduler: Any, bar: Any, desc: str) -> tuple[float, float, int]:
-    """One pass over ``loader`` in train mode, counted on ``bar`` (a tqdm bar, possibly disabled); returns (mean
-    training loss per image, learning rate of the last step, batches skipped for having no labelled pixel)."""
-    total = torch.zeros((), dtype=torch.float64, device=loop.device)  # summed on the device: no sync per batch
-    count, skipped, last_lr = 0, 0, optimizer.param_groups[0]["lr"]
-    refresh = max(1, len(loader) // 20)
-    bar.reset(total=len(loader))
-    bar.set_description(desc, refresh=False)
-    for index, x, y, void in loop.batches(loader, "train_data"):
-        if void and not loop.ctx.enabled:  # no labelled pixel: nothing to learn, and cross-entropy would be NaN
-            skipped += 1
-            last_lr = optimizer.param_groups[0]["lr"]
-            with warnings.catch_warnings():  # the schedule advances as if the batch had been trained on
-                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-                scheduler.step()
-            bar.update(1)
-            continue
-        with loop.autocast():
-            try:
-                logits = model(x)
-            except ValueError as exc:
-                if "more than 1 value per channel" not in str(exc):
-                    raise
-                raise ValueError(f"{desc}, batch {index}: {len(x)} image(s) of {tuple(x.shape[2:])} px leave "
-                                 "one value per channel at the model's deepest level, and BatchNorm cannot train on "
-                                 "that; use batch_size >= 2 (and at least 2 training images) or larger images") from exc
-            loss = logits.sum() * 0.0 if void else loss_fn(logits, y)  # void under DDP: take part, add nothing
-        _check_finite_loss(loss, model, loop, desc, index, len(loader))
-        optimizer.zero_grad(set_to_none=True)
-        if loop.scaler is not None:
-            loop.scaler.scale(loss).backward()
-            loop.scaler.step(optimizer)
-            loop.scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        last_lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        if void:
-            skipped += 1
-        else:
-            total += loss.detach().double() * len(x)
-            count += len(x)
-        if not bar.disable and count and (index % refresh == 0 or index == len(loader) - 1):
-            # the loss sum stays on the device; read it only when the bar will show it (a sync)
-            bar.set_postfix(loss=f"{total.item() / count:.4f}", refresh=False)
-        bar.update(1)             # redraws at most every mininterval seconds, postfix included
-    bar.refresh()
-    sums = distributed.all_reduce_sum(torch.stack([total, total.new_tensor(count), total.new_tensor(skipped)]), loop.ctx)
-    if float(sums[1]) == 0:
-        raise ValueError(f"{desc}: no training batch had a labelled pixel (every pixel of every batch is "
-                         f"ignore_index={loop.ignore_index}); check the masks and the ignore_index")
-    return (sums[0] / sums[1]).item(), float(last_lr), int(sums[2])
-
-
-def _check_finite_loss(loss: torch.Tensor, model: nn.Module, loop: _Loop, desc: str, index: int, batches: int) -> None:
-    """Raise if the loss of this step is not finite on any rank: before backward(), so no weight is touched.
-
-    One read from the device per step; under DDP one all-reduce of a flag, so that every rank stops together."""
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise TypeError(f"the loss must return a scalar tensor, got "
-                        f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}")
-    bad = ~torch.isfinite(loss.detach().reshape(1))
-    if loop.ctx.enabled:
-        flag = distributed.all_reduce_sum(bad.to(torch.float32), loop.ctx)
-        if not bool(flag.item()):
-            return
-    elif not bool(bad.item()):
-        return
-    where = "" if not loop.ctx.enabled else (f" on rank {loop.ctx.rank}" if bool(bad.item()) else " on another rank")
-    buffers = [b for b in model.buffers() if b.is_floating_point()]
-    stats_ok = all(bool(torch.isfinite(b).all()) for b in buffers)
-    state = ("the model still holds the weights of the last finite step (this loss never reached backward() or the "
-             "optimiser)" + ("" if stats_ok else "; but this forward pass made BatchNorm running statistics "
-                             "non-finite: reload the last checkpoint (load_checkpoint) to restore them"))
-    raise FloatingPointError(
-        f"training loss is {float(loss.detach()) if not loop.ctx.enabled or bool(bad.item()) else 'not finite'}{where} "
-        f"at {desc}, batch {index + 1} of {batches}: training stopped; {state}. The batch's images and labels are "
-        "finite (checked), so training diverged: lower the learning rate (lr), use amp=False, or check the loss function")
 
 
 def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str | torch.device | None = None,
@@ -365,7 +278,7 @@ def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str |
                         collate_fn=collate_pairs("data"))
     channels_last = next((p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
                           for p in model.parameters() if p.ndim == 4), False)
-    _, result = _run_eval(model, loader, _Loop(device, num_classes, ignore_index, _autocast_dtype(device, amp),
+    _, result = run_eval(model, loader, Loop(device, num_classes, ignore_index, autocast_dtype(device, amp),
                                                channels_last, ctx=ctx), "data")
     return result
 
@@ -400,122 +313,6 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64) -> 
 
 # ------------------------------------------------------------------------------------------- helpers
 
-@dataclass(frozen=True)
-class _Loop:
-    """What every batch of a run shares: the device, the autocast dtype (``None``: float32), the memory layout,
-    the float16 gradient scaler (``None`` unless CUDA float16), the valid labels ``0..num_classes-1``, and where the
-    process stands in a ``torchrun`` job (``ctx``)."""
-
-    device: torch.device
-    num_classes: int
-    ignore_index: int | None = None
-    amp_dtype: torch.dtype | None = None
-    channels_last: bool = False
-    scaler: torch.amp.GradScaler | None = None
-    ctx: distributed.DistContext = distributed.DistContext()
-
-    def batches(self, loader: DataLoader, name: str) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, bool]]:
-        """``(index, images (N, C, H, W), masks int64 (N, H, W), void)`` on the device, each batch checked on the CPU
-        first (no device-side asserts, no non-finite image); ``void``: no pixel of the batch is labelled."""
-        for index, (images, masks) in enumerate(loader):
-            check_batch(name, index, images, masks, self.num_classes, self.ignore_index)
-            ignored = ignored_pixels(masks, self.ignore_index)
-            void = ignored is not None and bool(ignored.all())
-            x = images.to(self.device, non_blocking=True)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield index, x, masks.to(self.device, non_blocking=True).long(), void
-
-    def autocast(self):
-        """Mixed precision at ``amp_dtype``, or nothing."""
-        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
-
-
-def _run_eval(model: nn.Module, loader: DataLoader, loop: _Loop, name: str,
-              loss_fn: LossFn | None = None) -> tuple[float | None, Any]:
-    """Mean loss (if ``loss_fn``) and the metrics of :class:`segtutor.metrics.ConfusionMatrix` over ``loader``,
-    in eval mode without gradients (the model's mode is restored). Under DDP each rank scores its own shard with the
-    bare model (no collective per batch, so shards of unequal length are fine) and the sums are reduced at the end."""
-    from .metrics import ConfusionMatrix, SegmentationMetrics
-
-    matrix = ConfusionMatrix(loop.num_classes, ignore_index=loop.ignore_index)
-    total, count = 0.0, 0
-    with model_mode(model), torch.no_grad():
-        for index, x, y, void in loop.batches(loader, name):
-            with loop.autocast():
-                logits = forward_checked(model, x, name) if index == 0 else model(x)
-                if loss_fn is not None and not void:  # a batch without labelled pixels has no loss (0/0)
-                    total += float(loss_fn(logits, y)) * len(x)
-                    count += len(x)
-            if logits.shape[1] != loop.num_classes:
-                raise ValueError(f"{name}: the model outputs {logits.shape[1]} class channels but "
-                                 f"num_classes={loop.num_classes}")
-            matrix.update(logits.argmax(1), y)
-    if not loop.ctx.enabled:
-        _check_labelled(count, loss_fn, name, loop)
-        return (total / count if loss_fn is not None else None), matrix.compute()
-    counts = distributed.all_reduce_sum(matrix.matrix.to(loop.device, copy=True), loop.ctx)
-    sums = distributed.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64, device=loop.device), loop.ctx)
-    _check_labelled(float(sums[1]), loss_fn, name, loop)
-    mean_loss = float(sums[0] / sums[1]) if loss_fn is not None else None
-    return mean_loss, SegmentationMetrics.from_confusion(counts.cpu())
-
-
-def _check_labelled(count: float, loss_fn: LossFn | None, name: str, loop: _Loop) -> None:
-    """A validation loss needs one batch with a labelled pixel (the same on every rank: ``count`` is reduced)."""
-    if loss_fn is not None and count == 0:
-        raise ValueError(f"{name} has no labelled pixel: every pixel of every batch is ignore_index={loop.ignore_index}, "
-                         "so there is no validation loss to measure; check the masks and the ignore_index")
-
-
-def _fingerprint(data: Dataset) -> str:
-    """A short hash of the shapes, dtypes and bytes of ``data``'s first and last items, read under fixed seeds (so
-    random transforms draw the same each time; the global generators are restored afterwards)."""
-    digest = hashlib.sha256(str(len(data)).encode())
-    py_state, np_state = random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            for index in sorted({0, len(data) - 1}):
-                random.seed(index)
-                np.random.seed(index)
-                torch.manual_seed(index)
-                item = data[index]
-                for t in item if isinstance(item, (tuple, list)) else (item,):
-                    if not isinstance(t, torch.Tensor):
-                        digest.update(repr(t).encode())
-                        continue
-                    t = t.detach().cpu().contiguous().reshape(-1)
-                    digest.update(f"{tuple(t.shape)}{t.dtype}".encode())
-                    digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-    return digest.hexdigest()[:16]
-
-
-def _make_scheduler(schedule: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int):
-    if schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
-    if schedule == "poly":  # DeepLab's "poly": lr · (1 − step / total)^0.9
-        return torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total_steps, power=0.9)
-    if schedule == "constant":
-        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    raise ValueError(f"unknown schedule {schedule!r}; expected 'onecycle', 'poly' or 'constant'")
-
-
-def _live_curves():
-    from .viz import LiveCurves
-
-    return LiveCurves()
-
-
-def _progress(enabled: bool, **kwargs: Any):
-    from tqdm.auto import tqdm
-
-    # at most ~2 redraws a second: each widget redraw is a kernel message, and a flood of them slows notebooks
-    return tqdm(disable=not enabled, mininterval=0.5, **kwargs)
-
-
 def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch.Tensor, device: torch.device,
                          name: str) -> int:
     """Number of classes K = the model's output channels, found with one small forward pass (eval mode, no grad),
@@ -530,57 +327,6 @@ def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch
         raise ValueError(f"the model outputs {k} class channel(s); segmentation with cross-entropy needs K >= 2 "
                          "(use K=2 for foreground/background)")
     return k
-
-
-def _autocast_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:
-    if amp is None:
-        amp = device.type == "cuda"
-    if not amp:
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu":
-        return torch.bfloat16
-    raise ValueError(f"amp=True is not supported on {device.type} by segtutor.train; use amp=False (or None)")
-
-
-def _epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
-    """Two independent 63-bit seeds for epoch ``epoch`` of a run seeded ``seed``: (global RNGs, shuffling)."""
-    state = np.random.SeedSequence([seed, epoch]).generate_state(4, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1]), (int(state[2]) << 31) ^ int(state[3])
-
-
-def _resume(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-            scaler: Any, plan: dict) -> History:
-    payload = read_checkpoint(path)
-    state = (payload.get("extra") or {}).get("fit")
-    if not isinstance(state, dict) or "plan" not in state:
-        raise CheckpointError(f"checkpoint {str(path)!r} was not written by fit, so fit cannot resume from it; "
-                              "pass another checkpoint path (or load it with load_checkpoint)")
-    saved_plan = state["plan"]
-    if not isinstance(saved_plan, dict) or not isinstance(state.get("scheduler"), dict) or "history" not in payload:
-        raise CheckpointError(f"checkpoint {str(path)!r} is damaged: it lacks the plan, schedule or history that fit "
-                              "saves; pass a new checkpoint path to start over")
-    differ = {key: (saved_plan.get(key), value) for key, value in plan.items() if saved_plan.get(key) != value
-              and not (key == "train_fingerprint" and key not in saved_plan)}  # checkpoints from before the fingerprint
-    if "train_fingerprint" in differ:
-        raise CheckpointError(f"checkpoint {str(path)!r} was trained on other data: train_data has the same length "
-                              f"({plan['train_samples']}) but other items (fingerprint of its first and last items: "
-                              f"checkpoint {saved_plan['train_fingerprint']} vs now {plan['train_fingerprint']}); resume "
-                              "with the same dataset, or pass a new checkpoint path to start over")
-    if differ:
-        details = ", ".join(f"{key}: checkpoint {old!r} vs now {new!r}" for key, (old, new) in differ.items())
-        raise CheckpointError(f"checkpoint {str(path)!r} belongs to a different fit ({details}); resume with the same "
-                              "arguments, or pass a new checkpoint path to start over")
-    apply_checkpoint(payload, path, model, optimizer)
-    scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and state.get("scaler") is not None:
-        scaler.load_state_dict(state["scaler"])
-    history = History.from_dict(payload["history"])
-    if len(history) != payload.get("epoch"):
-        raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: epoch={payload.get('epoch')} but its history "
-                              f"has {len(history)} epochs")
-    return history
 
 
 if __name__ == "__main__":  # python -m segtutor.train ...: the command-line entry point (segtutor/cli.py)

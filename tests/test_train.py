@@ -143,14 +143,14 @@ def test_fit_makes_two_progress_bars_whatever_the_epochs(data, monkeypatch):
     import segtutor.train as train_module
 
     made = []
-    real = train_module._progress
+    real = train_module.progress_bar
 
     def counting(enabled, **kwargs):
         bar = real(enabled, **kwargs)
         made.append(bar)
         return bar
 
-    monkeypatch.setattr(train_module, "_progress", counting)
+    monkeypatch.setattr(train_module, "progress_bar", counting)
     fit(tiny("fcn8s"), data[0], epochs=3, batch_size=4, progress=True, device="cpu")
     assert len(made) == 2
     epochs, batches = made

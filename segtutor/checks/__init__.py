@@ -85,7 +85,7 @@ def call_student(exercise: str, fn: Callable[..., Any], *args: Any, **kwargs: An
         fail(exercise, expected=f"a result within the time limit of {seconds:g} s",
              got=f"still running after {seconds:g} s (stopped)",
              hint="look for a loop that never ends (a `while` whose condition never changes, an index never "
-                  f"increased); a slow but correct function can get more time: SEGTUTOR_CHECK_TIME_LIMIT=<seconds>")
+                  "increased); a slow but correct function can get more time: SEGTUTOR_CHECK_TIME_LIMIT=<seconds>")
     except SystemExit as exc:  # sys.exit() / exit() in a grader would end grading, with status 0 for exit(0)
         fail(exercise, expected="a value", got=f"SystemExit({exc.code!r}): the function called sys.exit() or exit()",
              hint="return the result instead of calling sys.exit(); a check must not end the program")

@@ -35,7 +35,6 @@ import concurrent.futures
 import hashlib
 import http.client
 import os
-import shutil
 import sys
 import urllib.error
 import urllib.request
