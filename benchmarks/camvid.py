@@ -27,6 +27,22 @@ Usage:
            --batch-size N  --schedule onecycle|poly  --device cuda
 
 Output: one JSON line per run on stdout; a markdown summary (machine, load average, command) on stderr.
+
+Calibration so far (2026-12-01, Intel Xeon, 2 cores SHARED with other jobs: load average 7-19, so wall times are
+not idle figures; 1 torch thread, seed 0, DeepLab v3+ width 16, batch 16, flip, sqrt weights unless noted; CPU-s of
+``fit`` alone). Target: >= 0.45 test mIoU in <= 60 s on an idle 2-core machine. Not reached yet:
+
+| size | epochs | lr | other | val mIoU | test mIoU | test pixel acc | CPU-s |
+|---|---:|---:|---|---:|---:|---:|---:|
+| 96x128 | 20 | 0.02 | | 0.534 | 0.402 | 0.788 | 96 |
+| 96x128 | 20 | 0.005 | | **0.552** | 0.409 | 0.791 | 99 |
+| 96x128 | 20 | 0.01 | batch 8 | 0.541 | 0.406 | 0.783 | 105 |
+| 96x128 | 20 | 0.005 | jitter 0.3, median weights | 0.502 | 0.371 | 0.701 | 105 |
+| 96x128 | 20 | 0.005 | scale-crop 1.0-1.5, channels_last | 0.513 | 0.383 | 0.743 | 89 |
+| 144x192 | 20 | 0.02 | crops 96x128, scale 0.75-1.25 | 0.441 | 0.373 | 0.754 | 102 |
+| 120x160 | 16 | 0.005 | channels_last | 0.544 | **0.423** | 0.803 | 98 |
+| 144x192 | 11 | 0.005 | channels_last | 0.536 | 0.418 | 0.798 | 98 |
+| 96x128 U-Net w8 | 20 | 0.005 | | 0.436 | 0.387 | 0.812 | 144 |
 """
 from __future__ import annotations
 
