@@ -138,8 +138,8 @@ def gradient_shares(gamma: float = 2.0, alpha: float = 1.0, smooth: float = 1.0,
 
     ``batch``: ``(logits (N, 2, H, W), target (N, H, W))``, default :func:`imbalanced_batch`. The gradient of
     pixel ``i`` is ``g_i = ‖∂L/∂z_i‖₂`` over its two logits; the share is ``Σ_{i rare} g_i / Σ_i g_i``.
-    Compare it with the rare class's share of the pixels: a loss that gives the rare class more than that
-    pushes the network towards it.
+    Compare it with the rare class's share of the pixels. It is one snapshot at fixed probabilities: notebook 04
+    measures whether it predicts the rare-class IoU after training (it need not).
     """
     _check_params(gamma, alpha, smooth, mix)
     logits, target = imbalanced_batch() if batch is None else batch
