@@ -140,3 +140,75 @@ def test_solution_or_reference_falls_back_for_an_unfinished_exercise(capsys):
     assert "use segtutor's reference `focal_loss`" in capsys.readouterr().out
     assert checks.solution_or_reference(focal_correct, focal_loss, checks.check_focal_loss,
                                         name="focal_loss") is focal_correct
+
+
+# ------------------------------------------------------------------------------ Dice with ignore_index
+
+def _valid(target, ignore_index):
+    return torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+
+
+def dice_ignore_masked(logits, target, smooth=1.0, ignore_index=None):
+    k, valid = logits.shape[1], _valid(target, ignore_index)
+    p = logits.softmax(1) * valid[:, None]
+    y = F.one_hot(target.masked_fill(~valid, 0), k).movedim(-1, 1).to(p.dtype) * valid[:, None]
+    d = (0, 2, 3)
+    return 1 - ((2 * (p * y).sum(d) + smooth) / (p.sum(d) + y.sum(d) + smooth)).mean()
+
+
+def dice_ignore_selected(logits, target, smooth=1.0, ignore_index=None):  # select the valid pixels, (M, K)
+    valid = _valid(target, ignore_index)
+    p = logits.movedim(1, -1)[valid].softmax(-1)
+    y = F.one_hot(target[valid], logits.shape[1]).to(p.dtype)
+    return 1 - ((2 * (p * y).sum(0) + smooth) / (p.sum(0) + y.sum(0) + smooth)).mean()
+
+
+def dice_ignore_p_unmasked(logits, target, smooth=1.0, ignore_index=None):  # Σ p still runs over ignored pixels
+    k, valid = logits.shape[1], _valid(target, ignore_index)
+    p = logits.softmax(1)
+    y = F.one_hot(target.masked_fill(~valid, 0), k).movedim(-1, 1).to(p.dtype) * valid[:, None]
+    d = (0, 2, 3)
+    return 1 - ((2 * (p * y).sum(d) + smooth) / (p.sum(d) + y.sum(d) + smooth)).mean()
+
+
+def dice_ignore_as_background(logits, target, smooth=1.0, ignore_index=None):  # void relabelled 0 and kept
+    valid = _valid(target, ignore_index)
+    return dice_ignore_masked(logits, target.masked_fill(~valid, 0), smooth)
+
+
+def dice_ignore_unhandled(logits, target, smooth=1.0, ignore_index=None):  # one_hot(255) raises
+    return dice_ignore_masked(logits, target, smooth)
+
+
+def dice_ignore_no_parameter(logits, target, smooth=1.0):
+    return dice_ignore_masked(logits, target, smooth)
+
+
+def test_dice_ignore_oracle_agrees_with_monai():
+    monai = pytest.importorskip("monai.losses")
+    g = torch.Generator().manual_seed(3)
+    logits, target = torch.randn(2, 3, 5, 5, generator=g), torch.randint(0, 3, (2, 5, 5), generator=g)
+    target[:, 0] = 255
+    # MONAI has no ignore_index: drop the void pixels by hand, as a (1, K, M, 1) "image" of the valid ones
+    valid = target != 255
+    z = logits.movedim(1, -1)[valid].T[None, :, :, None]
+    t = target[valid][None, None, :, None]
+    theirs = monai.DiceLoss(softmax=True, to_onehot_y=True, batch=True, smooth_nr=1.0, smooth_dr=1.0)(z, t)
+    assert torch.allclose(dice_ignore_masked(logits, target, 1.0, 255), theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize("solution", [dice_ignore_masked, dice_ignore_selected])
+def test_dice_ignore_correct_solutions_pass(solution, capsys):
+    checks.check_dice_loss_ignore_index(solution)
+    assert "✓ dice loss with ignore_index: passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong,hint", [
+    (dice_ignore_p_unmasked, "ignored pixels were counted in the denominator"),
+    (dice_ignore_as_background, "ignored pixels were scored as a real class"),
+    (dice_ignore_unhandled, "F.one_hot cannot encode 255"),
+    (dice_ignore_no_parameter, "add the parameter"),
+])
+def test_dice_ignore_mistakes_fail_with_expected_got_and_hint(wrong, hint):
+    text = failure_message("dice loss with ignore_index", checks.check_dice_loss_ignore_index, wrong)
+    assert hint in text

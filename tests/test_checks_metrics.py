@@ -5,7 +5,7 @@ import torch
 
 from check_helpers import failure_message
 from segtutor import checks
-from segtutor.metrics import SegmentationMetrics, confusion_matrix
+from segtutor.metrics import ConfusionMatrix, SegmentationMetrics, confusion_matrix
 
 
 # ------------------------------------------------------------------------------- confusion matrix
@@ -128,3 +128,116 @@ def test_iou_wrong_shape_is_named():
 
     with pytest.raises(checks.CheckFailed, match=r"shape \(3,\)"):
         checks.check_iou_from_confusion(mean_only)
+
+
+# ------------------------------------------------------------------------- streaming confusion matrix
+
+class StreamingCorrect:
+    def __init__(self, num_classes, ignore_index=None):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.reset()
+
+    def reset(self):
+        self.matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+
+    def _counts(self, pred, target):
+        pred, target = pred.flatten(), target.flatten()
+        if self.ignore_index is not None:
+            keep = target != self.ignore_index
+            pred, target = pred[keep], target[keep]
+        return cm_loops(pred, target, self.num_classes)       # the loop oracle, so nothing is shared with the check
+
+    def update(self, pred, target):
+        self.matrix += self._counts(pred, target)
+
+
+class StreamingNumpy:  # another correct way: a numpy array and np.add.at
+    def __init__(self, num_classes, ignore_index=None):
+        self.k, self.ignore_index = num_classes, ignore_index
+        self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+
+    def reset(self):
+        self.matrix = np.zeros((self.k, self.k), dtype=np.int64)
+
+    def update(self, pred, target):
+        p, t = pred.numpy().ravel(), target.numpy().ravel()
+        if self.ignore_index is not None:
+            p, t = p[t != self.ignore_index], t[t != self.ignore_index]
+        np.add.at(self.matrix, (t, p), 1)
+
+
+class StreamingReplaces(StreamingCorrect):
+    def update(self, pred, target):
+        self.matrix = self._counts(pred, target)
+
+
+class StreamingTransposed(StreamingCorrect):
+    def update(self, pred, target):
+        self.matrix += self._counts(pred, target).T
+
+
+class StreamingSharedState(StreamingCorrect):
+    matrix = None
+
+    def reset(self):
+        if StreamingSharedState.matrix is None:
+            StreamingSharedState.matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        self.matrix = StreamingSharedState.matrix
+
+    def update(self, pred, target):
+        self.matrix += self._counts(pred, target)          # in place into the one shared tensor
+
+
+class StreamingNoReset(StreamingCorrect):
+    def __init__(self, num_classes, ignore_index=None):
+        super().__init__(num_classes, ignore_index)
+        self.reset = lambda: None
+
+
+class StreamingIgnoreCounted(StreamingCorrect):  # maps void to the last class instead of dropping it
+    def update(self, pred, target):
+        if self.ignore_index is not None:
+            target = target.clamp_max(self.num_classes - 1)
+        self.matrix += cm_loops(pred.flatten(), target.flatten(), self.num_classes)
+
+
+class StreamingIgnoreUnhandled(StreamingCorrect):  # bincount without dropping: 255 * K + p is out of range
+    def update(self, pred, target):
+        self.matrix += cm_bincount(pred, target, self.num_classes)
+
+
+class StreamingDropsPredToo(StreamingCorrect):  # also drops pixels predicted as the last class
+    def update(self, pred, target):
+        keep = target != self.ignore_index if self.ignore_index is not None else torch.ones_like(target, dtype=bool)
+        keep &= pred != self.num_classes - 1 if self.ignore_index is not None else keep
+        self.matrix += cm_loops(pred[keep], target[keep], self.num_classes)
+
+
+@pytest.mark.parametrize("solution", [StreamingCorrect, StreamingNumpy, ConfusionMatrix])
+def test_streaming_confusion_matrix_correct_solutions_pass(solution, capsys):
+    checks.check_streaming_confusion_matrix(solution)
+    assert "✓ streaming confusion matrix: passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong,hint", [
+    (StreamingReplaces, "replaced the matrix with the last batch"),
+    (StreamingTransposed, "transposed"),
+    (StreamingSharedState, "two instances share their counts"),
+    (StreamingNoReset, "reset() must forget"),
+    (StreamingIgnoreCounted, "ignored pixels were counted"),
+    (StreamingIgnoreUnhandled, "drop the pixels whose TRUTH is 255"),
+    (StreamingDropsPredToo, "drop only the pixels whose TRUTH is ignore_index"),
+])
+def test_streaming_confusion_matrix_mistakes_fail_with_expected_got_and_hint(wrong, hint):
+    StreamingSharedState.matrix = None
+    text = failure_message("streaming confusion matrix", checks.check_streaming_confusion_matrix, wrong)
+    assert hint in text
+
+
+def test_streaming_confusion_matrix_stub_gives_a_clear_failure():
+    class Stub:
+        def __init__(self, num_classes, ignore_index=None):
+            raise NotImplementedError()
+
+    with pytest.raises(checks.CheckFailed, match="NotImplementedError"):
+        checks.check_streaming_confusion_matrix(Stub)

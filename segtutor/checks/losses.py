@@ -123,3 +123,84 @@ def check_focal_loss(fn: Callable[..., torch.Tensor]) -> None:
                 hint="large logits: compute log p_t with F.log_softmax(logits, dim=1)")
     _differentiable(exercise, fn, *cases[0][0], gamma=2.0)
     passed(exercise, f"γ=0 equals F.cross_entropy; {len(cases) + 1} more cases match segtutor.losses.focal_loss")
+
+
+# ------------------------------------------------------------------------------ Dice with ignore_index
+
+__all__ += ["check_dice_loss_ignore_index"]
+
+
+def _dice_parts(logits: torch.Tensor, target: torch.Tensor, smooth: float, p_mask: torch.Tensor | None,
+                y_mask: torch.Tensor | None, fill: int) -> torch.Tensor:
+    """Soft Dice with ignored labels replaced by ``fill`` and ``p`` / ``y`` multiplied by the given masks: the
+    right answer (both masks) and the usual wrong ones (one mask, or none) in one formula."""
+    k = logits.shape[1]
+    p = logits.double().softmax(1)
+    y = F.one_hot(target.clamp(0, k - 1).where(target < k, torch.full_like(target, fill)), k).movedim(-1, 1).double()
+    if p_mask is not None:
+        p = p * p_mask[:, None]
+    if y_mask is not None:
+        y = y * y_mask[:, None]
+    dims = (0, 2, 3)
+    return 1 - ((2 * (p * y).sum(dims) + smooth) / (p.sum(dims) + y.sum(dims) + smooth)).mean()
+
+
+def check_dice_loss_ignore_index(fn: Callable[..., torch.Tensor]) -> None:
+    """Check ``fn(logits (N, K, H, W), target (N, H, W), smooth=1.0, ignore_index=None) -> scalar``.
+
+    As :func:`check_dice_loss`, and with ``ignore_index`` set the pixels whose target is ``ignore_index`` leave
+    every sum (Σ p·y, Σ p and Σ y): they are neither right nor wrong. Compared with
+    ``segtutor.losses.dice_loss(..., ignore_index=...)``; the hints name the usual mistakes (ignored pixels left in
+    Σ p, ignored pixels scored as a real class, ``F.one_hot`` on 255).
+    """
+    from ..losses import dice_loss
+
+    exercise = "dice loss with ignore_index"
+    cases = []
+    for seed, shape, smooth in ((20, (2, 3, 6, 6), 1.0), (21, (3, 4, 5, 4), 0.5), (22, (1, 2, 6, 5), 0.0)):
+        logits, target = _case(seed, shape)
+        target[:, 0, :] = target[:, :, -1] = 255                     # a void border, as in PASCAL VOC
+        cases.append((logits, target, smooth))
+    logits, target = _case(23, (2, 3, 4, 4))
+    target[1] = 255                                                  # one image entirely void
+    cases.append((logits, target, 1.0))
+    for logits, target, smooth in cases:
+        try:
+            got = fn(logits.clone(), target.clone(), smooth=smooth, ignore_index=255)
+        except NotImplementedError:
+            got = call_student(exercise, fn, logits, target, smooth=smooth, ignore_index=255)
+        except TypeError as exc:
+            fail(exercise, expected="a function taking (logits, target, smooth=..., ignore_index=...)",
+                 got=f"TypeError: {exc}", hint="add the parameter: def my_dice_loss(logits, target, smooth=1.0, "
+                                                "ignore_index=None)")
+        except Exception as exc:
+            fail(exercise, expected="a finite loss over the non-ignored pixels", got=f"{type(exc).__name__}: {exc}",
+                 hint="F.one_hot cannot encode 255: replace the ignored labels by any valid class first "
+                      "(target.masked_fill(~valid, 0)), then multiply both p and y by the valid mask")
+        got = _scalar(exercise, got)
+        expected = dice_loss(logits, target, smooth=smooth, ignore_index=255)
+        valid = (target != 255).double()
+        k = logits.shape[1]
+        hint = ("with valid = (target != ignore_index), multiply both p and y by valid[:, None] before the sums "
+                "(or select the valid pixels), so that ignored pixels leave Σ p·y, Σ p and Σ y")
+        g = got.detach().double()
+        if bool(torch.isfinite(g)):
+            if torch.allclose(g, _dice_parts(logits, target, smooth, None, valid, 0), atol=1e-5):
+                hint = ("ignored pixels were counted in the denominator: their probabilities are still in Σ p; "
+                        "multiply p by the valid mask too")
+            elif any(torch.allclose(g, _dice_parts(logits, target, smooth, None, None, c), atol=1e-5)
+                     for c in range(k)):
+                hint = ("ignored pixels were scored as a real class (their label replaced, but the pixels kept): "
+                        "drop them from every sum with the valid mask")
+            elif torch.allclose(g, _dice_parts(logits, target, smooth, valid, None, 0), atol=1e-5):
+                hint = ("the ignored pixels' one-hot truth is still counted (as class 0) in Σ y: multiply y by the "
+                        "valid mask too")
+        check_close(exercise, got, expected, atol=1e-5, rtol=1e-4,
+                    hint=f"{hint} (case: logits {tuple(logits.shape)}, smooth={smooth}, ignore_index=255, "
+                         f"{int((target == 255).sum())} of {target.numel()} pixels ignored)")
+    logits, target = _case(24, (2, 3, 4, 5))
+    got = _scalar(exercise, call_student(exercise, fn, logits, target, smooth=1.0, ignore_index=None))
+    check_close(exercise, got, dice_loss(logits, target, smooth=1.0), atol=1e-5, rtol=1e-4,
+                hint="with ignore_index=None every pixel counts: the plain soft Dice")
+    _differentiable(exercise, fn, *cases[0][:2], smooth=1.0, ignore_index=255)
+    passed(exercise, f"{len(cases)} cases with void pixels match segtutor.losses.dice_loss(ignore_index=255)")

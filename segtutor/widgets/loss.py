@@ -13,9 +13,10 @@ re-typed formulas, so the pictures show what training with those losses actually
 Conventions. The class weight ``alpha`` weights the rare class (class 1) in the focal loss; the other class
 has weight 1, so ``alpha=1`` is unweighted and ``gamma=0, alpha=1`` is exactly cross-entropy. (RetinaNet
 writes ``α`` for the foreground and ``1 − α`` for the background; only the ratio changes where the gradient
-goes.) The gradient reported for a pixel is ``∂L/∂z`` with respect to its logits ``z`` (what backpropagation
-sends into the network): :func:`loss_curves` gives ``|∂L/∂z_t|`` for the true class ``t``, and
-:func:`gradient_shares` uses the norm over both classes, ``‖∂L/∂z_i‖₂`` (for two classes ``√2 |∂L/∂z_t|``).
+goes, so RetinaNet's ``α = 0.25`` is ``alpha = 0.25 / 0.75 = 1/3`` here.) The gradient reported for a pixel
+is ``∂L/∂z`` with respect to its logits ``z`` (what backpropagation sends into the network): :func:`loss_curves`
+gives ``|∂L/∂z_t|`` for the true class ``t``, and :func:`gradient_shares` uses the norm over both classes,
+``‖∂L/∂z_i‖₂`` (for two classes ``√2 |∂L/∂z_t|``).
 """
 from __future__ import annotations
 
@@ -137,8 +138,8 @@ def gradient_shares(gamma: float = 2.0, alpha: float = 1.0, smooth: float = 1.0,
 
     ``batch``: ``(logits (N, 2, H, W), target (N, H, W))``, default :func:`imbalanced_batch`. The gradient of
     pixel ``i`` is ``g_i = ‖∂L/∂z_i‖₂`` over its two logits; the share is ``Σ_{i rare} g_i / Σ_i g_i``.
-    Compare it with the rare class's share of the pixels: a loss that gives the rare class more than that
-    pushes the network towards it.
+    Compare it with the rare class's share of the pixels. It is one snapshot at fixed probabilities: notebook 04
+    measures whether it predicts the rare-class IoU after training (it need not).
     """
     _check_params(gamma, alpha, smooth, mix)
     logits, target = imbalanced_batch() if batch is None else batch
