@@ -163,11 +163,13 @@ from .task import check_mask_to_boxes  # noqa: E402  (00_task_and_data)
 from .fcn import check_bilinear_kernel, check_upsample_transpose  # noqa: E402  (01_fcn)
 from .unet import check_unet_level_shapes, unet_level_shapes_reference  # noqa: E402  (02_unet)
 from .deeplab import atrous_conv1d_reference, check_atrous_conv1d  # noqa: E402  (03_deeplab)
-from .losses import check_dice_loss, check_focal_loss  # noqa: E402  (04_losses)
-from .metrics import check_confusion_matrix, check_iou_from_confusion  # noqa: E402  (05_metrics)
+from .losses import check_dice_loss, check_dice_loss_ignore_index, check_focal_loss  # noqa: E402  (04_losses)
+from .metrics import (check_confusion_matrix, check_iou_from_confusion,  # noqa: E402  (05_metrics)
+                      check_streaming_confusion_matrix)
 from .end_to_end import (check_evaluate_by_hand, check_worst_images, evaluate_by_hand_reference,  # noqa: E402
                          worst_images_reference)  # (06_end_to_end)
-from .real_data import check_labelids_to_trainids, labelids_to_trainids_reference  # noqa: E402  (07_real_data)
+from .real_data import (check_labelids_to_trainids, check_random_crop,  # noqa: E402  (07_real_data)
+                        labelids_to_trainids_reference, random_crop_reference)
 from .scaling import check_shard, shard_reference  # noqa: E402  (09_scaling_out)
 
 __all__ += [
@@ -175,9 +177,9 @@ __all__ += [
     "check_bilinear_kernel", "check_upsample_transpose",
     "check_unet_level_shapes", "unet_level_shapes_reference",
     "atrous_conv1d_reference", "check_atrous_conv1d",
-    "check_dice_loss", "check_focal_loss",
-    "check_confusion_matrix", "check_iou_from_confusion",
+    "check_dice_loss", "check_dice_loss_ignore_index", "check_focal_loss",
+    "check_confusion_matrix", "check_iou_from_confusion", "check_streaming_confusion_matrix",
     "check_evaluate_by_hand", "check_worst_images", "evaluate_by_hand_reference", "worst_images_reference",
-    "check_labelids_to_trainids", "labelids_to_trainids_reference",
+    "check_labelids_to_trainids", "labelids_to_trainids_reference", "check_random_crop", "random_crop_reference",
     "check_shard", "shard_reference",
 ]
