@@ -6,6 +6,7 @@ matrix) and ``06_end_to_end.ipynb`` (prediction grids, failure cases, training c
 
 - :func:`colorize` is :func:`segtutor.data.palette.colorize` (labels ``(H, W)`` → ``uint8 (H, W, 3)``).
 - :func:`overlay` blends a coloured mask over an image and returns the RGB array.
+- :func:`class_legend` adds the palette's class colours as a legend to a figure or an axes.
 - :func:`show_batch`, :func:`plot_history`, :func:`plot_confusion_matrix`, :func:`show_feature_maps` each
   return a :class:`matplotlib.figure.Figure`.
 
@@ -32,7 +33,8 @@ from .data.palette import colorize
 from .history import History
 from .runtime import model_mode
 
-__all__ = ["colorize", "figure", "to_png", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps"]
+__all__ = ["colorize", "figure", "to_png", "overlay", "class_legend", "show_batch", "plot_history", "plot_confusion_matrix",
+           "show_feature_maps"]
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -138,6 +140,27 @@ def overlay(image: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray, a
     if background is None:
         return blended
     return np.where((labels == background)[..., None], rgb, blended)
+
+
+def class_legend(target: Any, class_names: Sequence[str], *, palette: Any = None, **kwargs: Any):
+    """Add a legend of the class colours to ``target`` (a matplotlib ``Figure`` or ``Axes``) and return it.
+
+    One patch per name of ``class_names`` (class ``k`` gets the palette's row ``k``, as in :func:`colorize`;
+    ``palette=None`` is :func:`segtutor.data.shapes_palette`). ``kwargs`` go to ``target.legend`` (default:
+    below a figure, one row of up to 6 entries, no frame).
+    """
+    names = [str(name) for name in class_names]
+    if not names:
+        raise ValueError("class_names must name at least one class")
+    if not hasattr(target, "legend"):
+        raise TypeError(f"target must be a matplotlib Figure or Axes, got {type(target).__name__}")
+    colors = _class_colors(len(names), palette)
+    handles = [Patch(facecolor=colors[k], edgecolor="0.5", label=name) for k, name in enumerate(names)]
+    options = {"ncol": min(len(names), 6), "frameon": False}
+    if isinstance(target, Figure):
+        options["loc"] = "lower center"
+    options.update(kwargs)
+    return target.legend(handles=handles, **options)
 
 
 # ---------------------------------------------------------------------------------------- show_batch

@@ -200,3 +200,19 @@ def test_figures_save_as_png_and_show_in_notebooks(batch, tmp_path):
     import matplotlib.pyplot as plt
 
     assert not plt.get_fignums()  # nothing registered with pyplot: no double display, no leaked figures
+
+
+def test_class_legend_uses_the_palette_colours_in_class_order():
+    import matplotlib.colors as mcolors
+    from segtutor.data import shapes_palette
+
+    fig = viz.figure()
+    ax = fig.subplots()
+    legend = viz.class_legend(ax, ["background", "circle", "rectangle"])
+    assert [t.get_text() for t in legend.get_texts()] == ["background", "circle", "rectangle"]
+    got = np.array([mcolors.to_rgb(h.get_facecolor()) for h in legend.legend_handles])
+    np.testing.assert_allclose(got, shapes_palette(3) / 255.0, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one class"):
+        viz.class_legend(ax, [])
+    with pytest.raises(TypeError, match="Figure or Axes"):
+        viz.class_legend("not a figure", ["a"])
