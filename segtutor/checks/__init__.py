@@ -167,6 +167,8 @@ from .losses import check_dice_loss, check_focal_loss  # noqa: E402  (04_losses)
 from .metrics import check_confusion_matrix, check_iou_from_confusion  # noqa: E402  (05_metrics)
 from .end_to_end import (check_evaluate_by_hand, check_worst_images, evaluate_by_hand_reference,  # noqa: E402
                          worst_images_reference)  # (06_end_to_end)
+from .end_to_end import (check_keep_best, check_predict_and_colorize, keep_best_reference,  # noqa: E402
+                         predict_and_colorize_reference)  # (06_end_to_end, second pair)
 from .real_data import check_labelids_to_trainids, labelids_to_trainids_reference  # noqa: E402  (07_real_data)
 
 __all__ += [
@@ -177,5 +179,6 @@ __all__ += [
     "check_dice_loss", "check_focal_loss",
     "check_confusion_matrix", "check_iou_from_confusion",
     "check_evaluate_by_hand", "check_worst_images", "evaluate_by_hand_reference", "worst_images_reference",
+    "check_keep_best", "check_predict_and_colorize", "keep_best_reference", "predict_and_colorize_reference",
     "check_labelids_to_trainids", "labelids_to_trainids_reference",
 ]
