@@ -6,6 +6,7 @@ matrix) and ``06_end_to_end.ipynb`` (prediction grids, failure cases, training c
 
 - :func:`colorize` is :func:`segtutor.data.palette.colorize` (labels ``(H, W)`` → ``uint8 (H, W, 3)``).
 - :func:`overlay` blends a coloured mask over an image and returns the RGB array.
+- :func:`class_legend` adds the palette's class colours as a legend to a figure or an axes.
 - :func:`show_batch`, :func:`plot_history`, :func:`plot_confusion_matrix`, :func:`show_feature_maps` each
   return a :class:`matplotlib.figure.Figure`.
 - :class:`LiveCurves` redraws :func:`plot_history` in place while ``fit`` trains (``fit(progress="curves")``).
@@ -34,8 +35,8 @@ from .data.palette import colorize
 from .history import History
 from .runtime import model_mode
 
-__all__ = ["colorize", "figure", "to_png", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps",
-           "LiveCurves"]
+__all__ = ["colorize", "figure", "to_png", "overlay", "class_legend", "show_batch", "plot_history", "plot_confusion_matrix",
+           "show_feature_maps", "LiveCurves"]
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -141,6 +142,27 @@ def overlay(image: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray, a
     if background is None:
         return blended
     return np.where((labels == background)[..., None], rgb, blended)
+
+
+def class_legend(target: Any, class_names: Sequence[str], *, palette: Any = None, **kwargs: Any):
+    """Add a legend of the class colours to ``target`` (a matplotlib ``Figure`` or ``Axes``) and return it.
+
+    One patch per name of ``class_names`` (class ``k`` gets the palette's row ``k``, as in :func:`colorize`;
+    ``palette=None`` is :func:`segtutor.data.shapes_palette`). ``kwargs`` go to ``target.legend`` (default:
+    below a figure, one row of up to 6 entries, no frame).
+    """
+    names = [str(name) for name in class_names]
+    if not names:
+        raise ValueError("class_names must name at least one class")
+    if not hasattr(target, "legend"):
+        raise TypeError(f"target must be a matplotlib Figure or Axes, got {type(target).__name__}")
+    colors = _class_colors(len(names), palette)
+    handles = [Patch(facecolor=colors[k], edgecolor="0.5", label=name) for k, name in enumerate(names)]
+    options = {"ncol": min(len(names), 6), "frameon": False}
+    if isinstance(target, Figure):
+        options["loc"] = "lower center"
+    options.update(kwargs)
+    return target.legend(handles=handles, **options)
 
 
 # ---------------------------------------------------------------------------------------- show_batch
@@ -347,7 +369,7 @@ def _resolve_layers(model: nn.Module, layers: Any) -> list[tuple[str, nn.Module]
 
 
 def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = None, n: int = 8, *,
-                      cmap: str = "viridis") -> Figure:
+                      cmap: str = "viridis", class_names: Sequence[str] | None = None) -> Figure:
     """What the network sees: for each layer, its ``n`` most active channels on one image.
 
     ``image`` is ``(C, H, W)`` or ``(1, C, H, W)``. ``layer_names``: names from ``model.named_modules()``
@@ -355,7 +377,11 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
     weights and outputs a feature map (the members of a top-level ``ModuleList``, e.g. U-Net's ``down.0``). Forward hooks record each layer's output ``(1, C_l, H_l, W_l)`` during
     one forward pass (eval mode, no gradients; the model's mode is restored). Row = layer, labelled with its
     name and output shape ``(C_l, H_l, W_l)``; column = one of the ``n`` channels with the largest mean
-    ``|activation|``, titled with its channel index.
+    ``|activation|``, titled with its channel index. A hidden layer's channels have no class: only an index.
+
+    ``class_names`` (one per output channel of the model) adds a last row, "output (logits)": the model's
+    output ``(K, H, W)`` channel by channel in class order, each titled with its class — the one place where a
+    channel *is* a class. Each map is drawn with its own colour scale (the colour bar: its minimum → maximum).
     """
     n = check_int(n, "n")
     if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4) or (image.ndim == 4 and image.shape[0] != 1):
@@ -377,7 +403,7 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
         with model_mode(model), torch.no_grad():
-            model(batch.to(device))
+            result = model(batch.to(device))
     finally:
         for handle in handles:
             handle.remove()
@@ -393,10 +419,22 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
         maps.append((name, out[0]))
     if not maps:
         raise ValueError("no layer produced a feature map (1, C, H, W); name the layers with layer_names=")
+    logits = None
+    if class_names is not None:
+        names = [str(name) for name in class_names]
+        out = result[0] if isinstance(result, (tuple, list)) else result
+        if not isinstance(out, torch.Tensor) or out.ndim != 4 or out.shape[1] != len(names):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"class_names has {len(names)} names but the model's output is {got}; expected logits "
+                             f"(1, {len(names)}, H, W), one channel per class")
+        logits = out[0].detach().float().cpu()
 
     cols = min(n, max(m.shape[0] for _, m in maps))
-    fig = figure(figsize=(1.6 * cols + 1.0, 1.7 * len(maps)), layout="constrained")
-    axes = fig.subplots(len(maps), cols, squeeze=False)
+    if logits is not None:
+        cols = max(cols, logits.shape[0])
+    rows = len(maps) + (logits is not None)
+    fig = figure(figsize=(1.6 * cols + 1.8, 1.7 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     for row, (name, fmap) in enumerate(maps):
         strength = fmap.abs().mean(dim=(1, 2))
         order = torch.argsort(strength, descending=True, stable=True)[:cols]
@@ -410,6 +448,23 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
             ax.imshow(fmap[channel].numpy(), cmap=cmap, interpolation="nearest")
             ax.set_title(f"ch {channel}", fontsize=8)
         axes[row, 0].set_ylabel(f"{name}\n{tuple(fmap.shape)}", fontsize=8)
+    if logits is not None:
+        row = len(maps)
+        for col in range(cols):
+            ax = axes[row, col]
+            _off(ax)
+            if col >= logits.shape[0]:
+                ax.set_visible(False)
+                continue
+            ax.imshow(logits[col].numpy(), cmap=cmap, interpolation="nearest")
+            ax.set_title(f"{col}: {names[col]}", fontsize=8)
+        axes[row, 0].set_ylabel(f"output (logits)\n{tuple(logits.shape)}", fontsize=8)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap=cmap), ax=axes, shrink=0.6, ticks=[0.0, 1.0])
+    bar.ax.set_yticklabels(["min", "max"])
+    bar.set_label("activation, each map scaled to its own range", fontsize=8)
     return fig
 
 

@@ -218,3 +218,169 @@ def test_worst_images_reference_rejects_bad_input():
         checks.worst_images_reference(torch.zeros(2, 3), 1)
     with pytest.raises(ValueError, match="non-negative int"):
         checks.worst_images_reference(torch.zeros(3), -1)
+
+
+# ------------------------------------------------------------------------------------------- keep_best
+
+def keep_best_correct(path, model, score, best_score, epoch):
+    from segtutor.train import save_checkpoint
+
+    if score > best_score:
+        save_checkpoint(path, model, epoch=epoch, val_miou=score)
+        return score
+    return best_score
+
+
+def keep_best_plain_torch(path, model, score, best_score, epoch):
+    """Another correct way: keep the best in memory with max(), write the file with segtutor only on improvement."""
+    from segtutor.train import save_checkpoint
+
+    best = max(score, best_score)
+    if best == score and score != best_score:
+        save_checkpoint(path, model, epoch=epoch)
+    return best
+
+
+def keep_best_always_saves(path, model, score, best_score, epoch):
+    from segtutor.train import save_checkpoint
+
+    save_checkpoint(path, model, epoch=epoch)          # what fit(checkpoint=...) does: the latest epoch
+    return max(score, best_score)
+
+
+def keep_best_returns_score(path, model, score, best_score, epoch):
+    keep_best_correct(path, model, score, best_score, epoch)
+    return score
+
+
+def keep_best_never_saves(path, model, score, best_score, epoch):
+    return max(score, best_score)
+
+
+def keep_best_no_epoch(path, model, score, best_score, epoch):
+    from segtutor.train import save_checkpoint
+
+    if score > best_score:
+        save_checkpoint(path, model)
+        return score
+    return best_score
+
+
+def keep_best_no_return(path, model, score, best_score, epoch):
+    keep_best_correct(path, model, score, best_score, epoch)
+
+
+def test_keep_best_accepts_right_answers(capsys):
+    for fn in (checks.keep_best_reference, keep_best_correct, keep_best_plain_torch):
+        checks.check_keep_best(fn)
+    assert capsys.readouterr().out.count("keep_best: passed") == 3
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (keep_best_always_saves, "LATEST epoch"),
+    (keep_best_returns_score, "max(score, best_score)"),
+    (keep_best_never_saves, "call train.save_checkpoint"),
+    (keep_best_no_epoch, "pass epoch=epoch"),
+    (keep_best_no_return, "return the new best score"),
+])
+def test_keep_best_names_the_mistake(wrong, hint):
+    assert hint in failure_message("keep_best", checks.check_keep_best, wrong)
+
+
+# -------------------------------------------------------------------------------- predict_and_colorize
+
+def colorize_correct(model, images, palette=None):
+    from segtutor.viz import colorize
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        labels = model(images).argmax(1)
+    model.train(was_training)
+    return colorize(labels, palette)
+
+
+def colorize_by_indexing(model, images, palette=None):
+    """Another correct way, without viz.colorize: index the palette array with the labels."""
+    from segtutor.data import shapes_palette
+
+    colours = np.asarray(shapes_palette(4) if palette is None else palette, dtype=np.uint8)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        labels = model(images).argmax(1).numpy()
+    model.train(was_training)
+    return colours[labels]
+
+
+def colorize_train_mode(model, images, palette=None):
+    from segtutor.viz import colorize
+
+    with torch.no_grad():
+        labels = model(images).argmax(1)
+    return colorize(labels, palette)
+
+
+def colorize_with_grad(model, images, palette=None):
+    from segtutor.viz import colorize
+
+    was_training = model.training
+    model.eval()
+    labels = model(images).argmax(1)
+    model.train(was_training)
+    return colorize(labels.detach(), palette)
+
+
+def colorize_not_restored(model, images, palette=None):
+    from segtutor.viz import colorize
+
+    model.eval()
+    with torch.no_grad():
+        return colorize(model(images).argmax(1), palette)
+
+
+def colorize_channels_first(model, images, palette=None):
+    return np.ascontiguousarray(colorize_correct(model, images, palette).transpose(0, 3, 1, 2))
+
+
+def colorize_floats(model, images, palette=None):
+    return colorize_correct(model, images, palette) / 255.0
+
+
+def colorize_tab10_stretched(model, images, palette=None):
+    """The source's imshow(cmap='tab10') without vmin/vmax: each image stretched over its own labels."""
+    import matplotlib
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        labels = model(images).argmax(1)
+    model.train(was_training)
+    out = []
+    for lab in labels:
+        norm = matplotlib.colors.Normalize(int(lab.min()), int(lab.max()))
+        out.append((matplotlib.colormaps["tab10"](norm(lab.double().numpy()))[..., :3] * 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def colorize_ignores_palette(model, images, palette=None):
+    return colorize_correct(model, images, None)
+
+
+def test_predict_and_colorize_accepts_right_answers(capsys):
+    for fn in (checks.predict_and_colorize_reference, colorize_correct, colorize_by_indexing):
+        checks.check_predict_and_colorize(fn)
+    assert capsys.readouterr().out.count("predict_and_colorize: passed") == 3
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (colorize_train_mode, "model.eval()"),
+    (colorize_with_grad, "torch.no_grad()"),
+    (colorize_not_restored, "model.train(was_training)"),
+    (colorize_channels_first, "do not permute"),
+    (colorize_floats, "dtype uint8"),
+    (colorize_tab10_stretched, "without vmin/vmax"),
+    (colorize_ignores_palette, "palette argument was not used"),
+])
+def test_predict_and_colorize_names_the_mistake(wrong, hint):
+    assert hint in failure_message("predict_and_colorize", checks.check_predict_and_colorize, wrong)

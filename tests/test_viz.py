@@ -156,13 +156,19 @@ class Tiny(nn.Module):
         return self.head(self.mid(self.pool(self.enc(x))))
 
 
+def _panels(fig):
+    """The figure's image panels, without its colour bar."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
 def test_show_feature_maps_hooks_the_layers(batch):
     images = batch[0]
     model = Tiny()
     model.train()
     fig = viz.show_feature_maps(model, images[0], ["enc", "mid"], n=4)
     assert model.training and not model.enc._forward_hooks  # mode restored, hooks removed
-    axes = fig.axes
+    assert len(fig.axes) == 9  # 8 panels and one colour bar
+    axes = _panels(fig)
     assert len(axes) == 8 and not axes[7].get_visible()  # "mid" has only 3 channels
     with torch.no_grad():
         enc = model.enc(images[:1])[0]
@@ -179,12 +185,31 @@ def test_show_feature_maps_hooks_the_layers(batch):
 def test_show_feature_maps_defaults_and_errors(batch):
     model = Tiny()
     fig = viz.show_feature_maps(model, batch[0][:1], n=2)  # children with weights: enc, mid, head
-    assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes[::2]] == ["enc", "mid", "head"]
-    assert len(viz.show_feature_maps(model, batch[0][0], model.mid, n=2).axes) == 2
+    assert [ax.get_ylabel().split("\n")[0] for ax in _panels(fig)[::2]] == ["enc", "mid", "head"]
+    assert len(_panels(viz.show_feature_maps(model, batch[0][0], model.mid, n=2))) == 2
     with pytest.raises(ValueError, match="no layer named 'decoder'.*enc, pool, mid, head"):
         viz.show_feature_maps(model, batch[0][0], "decoder")
     with pytest.raises(ValueError, match=r"image must be a tensor \(C, H, W\)"):
         viz.show_feature_maps(model, batch[0])
+
+
+def test_show_feature_maps_names_the_logit_channels_by_class(batch):
+    images, _, names = batch
+    model = Tiny()
+    fig = viz.show_feature_maps(model, images[0], ["enc", "mid"], n=2, class_names=names)
+    panels = _panels(fig)
+    cols = max(2, K)                                   # the logits row needs K columns
+    assert len(panels) == 3 * cols
+    logits_row = panels[2 * cols:]
+    assert [ax.get_title() for ax in logits_row] == [f"{k}: {name}" for k, name in enumerate(names)]
+    assert logits_row[0].get_ylabel() == f"output (logits)\n({K}, 32, 32)"
+    with torch.no_grad():
+        logits = model.eval()(images[:1])[0]
+    for k, ax in enumerate(logits_row):
+        np.testing.assert_allclose(ax.images[0].get_array(), logits[k].numpy(), atol=1e-6)
+    assert all(ax.get_title().startswith("ch ") for ax in panels[:2 * cols] if ax.get_visible())
+    with pytest.raises(ValueError, match="class_names has 2 names.*one channel per class"):
+        viz.show_feature_maps(model, images[0], "enc", class_names=names[:2])
 
 
 def test_figures_save_as_png_and_show_in_notebooks(batch, tmp_path):
@@ -200,3 +225,19 @@ def test_figures_save_as_png_and_show_in_notebooks(batch, tmp_path):
     import matplotlib.pyplot as plt
 
     assert not plt.get_fignums()  # nothing registered with pyplot: no double display, no leaked figures
+
+
+def test_class_legend_uses_the_palette_colours_in_class_order():
+    import matplotlib.colors as mcolors
+    from segtutor.data import shapes_palette
+
+    fig = viz.figure()
+    ax = fig.subplots()
+    legend = viz.class_legend(ax, ["background", "circle", "rectangle"])
+    assert [t.get_text() for t in legend.get_texts()] == ["background", "circle", "rectangle"]
+    got = np.array([mcolors.to_rgb(h.get_facecolor()) for h in legend.legend_handles])
+    np.testing.assert_allclose(got, shapes_palette(3) / 255.0, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one class"):
+        viz.class_legend(ax, [])
+    with pytest.raises(TypeError, match="Figure or Axes"):
+        viz.class_legend("not a figure", ["a"])

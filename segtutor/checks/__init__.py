@@ -168,6 +168,8 @@ from .metrics import (check_confusion_matrix, check_iou_from_confusion,  # noqa:
                       check_streaming_confusion_matrix)
 from .end_to_end import (check_evaluate_by_hand, check_worst_images, evaluate_by_hand_reference,  # noqa: E402
                          worst_images_reference)  # (06_end_to_end)
+from .end_to_end import (check_keep_best, check_predict_and_colorize, keep_best_reference,  # noqa: E402
+                         predict_and_colorize_reference)  # (06_end_to_end, second pair)
 from .real_data import (check_labelids_to_trainids, check_random_crop,  # noqa: E402  (07_real_data)
                         labelids_to_trainids_reference, random_crop_reference)
 from .scaling import check_shard, shard_reference  # noqa: E402  (09_scaling_out)
@@ -180,6 +182,7 @@ __all__ += [
     "check_dice_loss", "check_dice_loss_ignore_index", "check_focal_loss",
     "check_confusion_matrix", "check_iou_from_confusion", "check_streaming_confusion_matrix",
     "check_evaluate_by_hand", "check_worst_images", "evaluate_by_hand_reference", "worst_images_reference",
+    "check_keep_best", "check_predict_and_colorize", "keep_best_reference", "predict_and_colorize_reference",
     "check_labelids_to_trainids", "labelids_to_trainids_reference", "check_random_crop", "random_crop_reference",
     "check_shard", "shard_reference",
 ]

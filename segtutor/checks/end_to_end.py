@@ -9,9 +9,17 @@
   scores, NaN (an image with every pixel ignored) left out. The oracle is :func:`worst_images_reference`
   plus property checks (distinct indices, ascending scores, nothing outside the set lower), so any valid
   order among tied scores is accepted.
+- :func:`check_keep_best` — ``keep_best(path, model, score, best_score, epoch)``: save a checkpoint only when the
+  validation score beats the best so far, return the new best. The oracle is the sequence of scores itself:
+  after every call the file must hold the weights (and epoch) of the best epoch so far, not the latest.
+- :func:`check_predict_and_colorize` — ``predict_and_colorize(model, images, palette=None)``: labels of a model
+  painted with one FIXED palette, ``uint8 (N, H, W, 3)``. The oracle is :func:`segtutor.viz.colorize` of the
+  eval-mode argmax; a prediction that misses classes shows whether the colours depend on the labels present
+  (the source's ``imshow(cmap='tab10')`` without ``vmin``/``vmax``).
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -28,6 +36,10 @@ __all__ = [
     "evaluate_by_hand_reference",
     "check_worst_images",
     "worst_images_reference",
+    "check_keep_best",
+    "keep_best_reference",
+    "check_predict_and_colorize",
+    "predict_and_colorize_reference",
 ]
 
 
@@ -224,3 +236,180 @@ def check_worst_images(fn: Callable[[Any, int], Any]) -> None:
             fail(exercise, expected=expected, got=got,
                  hint=f"an image outside your answer has a lower score than one inside it {case}")
     passed(exercise, f"{len(cases)} cases, NaN left out, ties accepted in any order")
+
+
+# --------------------------------------------------------------------------------------------- keep_best
+
+def keep_best_reference(path: Any, model: nn.Module, score: float, best_score: float, epoch: int) -> float:
+    """Save ``model`` to ``path`` (``save_checkpoint(path, model, epoch=epoch, val_miou=score)``) when ``score``
+    is higher than ``best_score``; return the best score after this epoch."""
+    from ..checkpoint import save_checkpoint
+
+    if score > best_score:
+        save_checkpoint(path, model, epoch=epoch, val_miou=float(score))
+        return float(score)
+    return best_score
+
+
+def _stamp(model: nn.Module, value: float) -> None:
+    """Set every parameter of ``model`` to ``value``: a weight pattern that says which epoch it came from."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(value)
+
+
+def check_keep_best(fn: Callable[..., Any]) -> None:
+    """Check ``fn(path, model, score, best_score, epoch) -> best score`` over a run of validation scores.
+
+    The model's weights are stamped with the epoch number before each call; after each call the checkpoint at
+    ``path`` must hold the stamp and ``epoch`` of the best epoch so far (on a tie, either epoch is accepted),
+    and the returned value must be the best score so far.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from ..checkpoint import read_checkpoint
+    from ..models import build_model
+
+    exercise = "keep_best"
+    scores = [0.31, 0.58, 0.52, 0.58, 0.66, 0.49]
+    model = build_model("fcn32s", 3, width=4)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "best.pt"
+        best, best_epochs = float("-inf"), set()
+        for epoch, score in enumerate(scores, start=1):
+            _stamp(model, float(epoch))
+            got = call_student(exercise, fn, path, model, score, best, epoch)
+            if score > best:
+                best_epochs = {epoch}
+            elif score == best:
+                best_epochs.add(epoch)
+            expected_best = max(scores[:epoch])
+            case = f"(after epoch {epoch}: scores so far {scores[:epoch]})"
+            if got is None:
+                fail(exercise, expected=f"the best score so far, {expected_best}", got="None",
+                     hint=f"return the new best score (or best_score when this epoch is not better) {case}")
+            try:
+                got_value = float(got)
+            except (TypeError, ValueError):
+                fail(exercise, expected=f"the best score so far, {expected_best}", got=type(got).__name__,
+                     hint=f"return a number: the best score after this epoch {case}")
+            if got_value != expected_best:
+                hint = (f"that is this epoch's score: return max(score, best_score), so that a worse epoch does not "
+                        f"lower the bar {case}" if got_value == score else f"return the best score so far {case}")
+                fail(exercise, expected=expected_best, got=got_value, hint=hint)
+            if not path.exists():
+                fail(exercise, expected=f"a checkpoint at path after epoch {epoch}", got="no file",
+                     hint=f"when score > best_score, call train.save_checkpoint(path, model, epoch=epoch, ...) {case}")
+            payload = read_checkpoint(path)
+            state = payload.get("state_dict") or {}
+            stamps = {float(state[name].flatten()[0]) for name, _ in model.named_parameters() if name in state}
+            saved_epoch = payload.get("epoch")
+            stamp = next(iter(stamps)) if len(stamps) == 1 else None
+            if stamp is None or int(stamp) not in best_epochs:
+                hint = f"the file must hold the best epoch so far, not the latest: save only when score > best_score {case}"
+                if stamp == epoch:
+                    hint = ("the file holds the LATEST epoch, whose score is lower: saving every epoch is what "
+                            f"fit(checkpoint=...) does; save only when score > best_score {case}")
+                fail(exercise, expected=f"the weights of epoch {sorted(best_epochs)}", got=f"the weights of epoch "
+                     f"{int(stamp) if stamp is not None else '?'}", hint=hint)
+            if saved_epoch != int(stamp):
+                fail(exercise, expected=f"epoch={int(stamp)} stored with the weights", got=f"epoch={saved_epoch!r}",
+                     hint=f"pass epoch=epoch to save_checkpoint, so the file says which epoch it holds {case}")
+            best = got_value
+    passed(exercise, f"{len(scores)} epochs: the file always held the best one, never just the latest")
+
+
+# ---------------------------------------------------------------------------------- predict_and_colorize
+
+def predict_and_colorize_reference(model: nn.Module, images: torch.Tensor, palette: Any = None) -> Any:
+    """``uint8 (N, H, W, 3)``: :func:`segtutor.viz.colorize` of the model's labels (eval mode, no gradients, mode
+    restored) for ``images (N, C, H, W)``, with ``palette`` (``None``: the course's shapes palette)."""
+    from ..viz import colorize
+
+    device = next(model.parameters()).device
+    with model_mode(model), torch.no_grad():
+        labels = model(images.to(device)).argmax(1).cpu()
+    return colorize(labels, palette)
+
+
+def _minmax_colormap(labels: torch.Tensor) -> Any:
+    """What ``imshow(labels[i], cmap='tab10')`` paints without vmin/vmax, image by image: each image's labels
+    stretched over its own min..max, as uint8 RGB ``(N, H, W, 3)`` (for hints only)."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    out = []
+    for image_labels in labels:
+        lo, hi = int(image_labels.min()), int(image_labels.max())
+        norm = (image_labels.double() - lo) / max(hi - lo, 1)
+        out.append((colormaps["tab10"](norm.numpy())[..., :3] * 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def check_predict_and_colorize(fn: Callable[..., Any]) -> None:
+    """Check ``fn(model, images (N, C, H, W), palette=None) -> uint8 (N, H, W, 3)`` against
+    :func:`predict_and_colorize_reference`: fixed palette (also a palette passed in), eval mode, no gradients,
+    mode restored, on predictions that miss some classes."""
+    import numpy as np
+
+    from ..data import SyntheticShapes, voc_palette
+    from ..viz import colorize
+
+    exercise = "predict_and_colorize"
+    images, _ = SyntheticShapes(4, 32, num_classes=4, seed=7).tensors()
+    for seed, palette in ((6, None), (21, voc_palette(4))):   # every image misses a class or two
+        model = _TinyNet(4, seed)
+        with model_mode(model), torch.no_grad():
+            labels = model(images).argmax(1)
+        with torch.no_grad():   # a copy: a training-mode pass updates BatchNorm's running statistics
+            train_labels = copy.deepcopy(model).train()(images).argmax(1)
+        expected = colorize(labels, palette)
+        model.train()
+        grad_modes: list[bool] = []
+        hook = model.register_forward_hook(lambda m, i, o: grad_modes.append(torch.is_grad_enabled()))
+        try:
+            got = call_student(exercise, fn, model, images.clone(), palette)
+        finally:
+            hook.remove()
+        case = f"(case: 4 images of 32 px, {'the shapes palette' if palette is None else 'palette=voc_palette(4)'})"
+        if got is None:
+            fail(exercise, expected="a uint8 array (N, H, W, 3)", got="None", hint="did you forget to `return`?")
+        if isinstance(got, torch.Tensor):
+            got = got.detach().cpu().numpy()
+        if not isinstance(got, np.ndarray):
+            fail(exercise, expected="a uint8 NumPy array (N, H, W, 3), as viz.colorize returns", got=type(got).__name__,
+                 hint=f"return viz.colorize(labels, palette) {case}")
+        if got.shape == (4, 3, 32, 32):
+            fail(exercise, expected="shape (4, 32, 32, 3): colour last", got=f"shape {got.shape}",
+                 hint=f"viz.colorize already returns (N, H, W, 3); do not permute it {case}")
+        if got.shape != expected.shape:
+            fail(exercise, expected=f"shape {expected.shape}: one RGB colour per pixel", got=f"shape {got.shape}",
+                 hint=f"colour the labels (N, H, W) = logits.argmax(1), not the logits {case}")
+        if got.dtype != np.uint8:
+            fail(exercise, expected="dtype uint8 (0..255), as viz.colorize returns", got=f"dtype {got.dtype}",
+                 hint=f"return viz.colorize(labels, palette) as it is {case}")
+        if not grad_modes:
+            fail(exercise, expected="the model called on the images", got="no forward pass",
+                 hint="call model(images) and take argmax over the class dimension (dim 1)")
+        if any(grad_modes):
+            fail(exercise, expected="forward passes without gradient tracking", got="autograd was recording",
+                 hint=f"wrap the forward pass in `with torch.no_grad():` {case}")
+        if not model.training:
+            fail(exercise, expected="the model back in training mode afterwards (it was training when passed in)",
+                 got="the model left in eval mode",
+                 hint="remember `was_training = model.training` and call model.train(was_training) at the end")
+        if not np.array_equal(got, expected):
+            if np.array_equal(got, colorize(train_labels, palette)):
+                hint = "those are training-mode predictions: call model.eval() before the forward pass"
+            elif np.array_equal(got, _minmax_colormap(labels)):
+                hint = ("that is a colormap stretched over the labels present (imshow(cmap='tab10') without "
+                        "vmin/vmax): a class gets another colour when a label is missing. Use viz.colorize")
+            elif palette is not None and np.array_equal(got, colorize(labels)):
+                hint = "the palette argument was not used: pass it on, viz.colorize(labels, palette)"
+            else:
+                hint = "colour the eval-mode labels logits.argmax(1) with viz.colorize(labels, palette)"
+            wrong = float((got != expected).any(-1).mean())
+            fail(exercise, expected="viz.colorize(labels, palette) of the eval-mode labels",
+                 got=f"other colours on {wrong:.0%} of the pixels", hint=f"{hint} {case}")
+    passed(exercise, "2 palettes: fixed colours, eval mode, no_grad, mode restored")
