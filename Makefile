@@ -6,6 +6,9 @@ TORCH_VERSION ?= 2.13.0
 LAB_ARGS      ?=
 PYTEST_ARGS   ?=
 STAMP         := $(VENV)/.segtutor-installed
+# Jupyter refuses to start as root ("Running as root is not recommended") unless told --allow-root; containers,
+# CI boxes and many cloud VMs run as root.
+ROOT_ARGS     := $(if $(filter 0,$(shell id -u)),--allow-root)
 BENCH_GPU     := build/bench-gpu
 SHELL         := bash
 .SHELLFLAGS   := -o pipefail -c
@@ -13,7 +16,7 @@ SHELL         := bash
 .PHONY: lab test install clean-notebooks check-notebooks course assignments nbgrader-course bench bench-gpu clean
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 test: $(STAMP)
 	SEGTUTOR_BUDGET=ci MPLBACKEND=Agg $(BIN)/python -m pytest --nbval $(PYTEST_ARGS)
@@ -24,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt tools/install_torch.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	bash tools/install_torch.sh $(BIN)/python $(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,classroom]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[lab,dev,classroom]"
 	touch $@
 
 # COURSE.md §6: strip outputs except cells tagged nbval-check-output (check-notebooks only reports).

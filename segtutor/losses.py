@@ -8,6 +8,9 @@ is usually paired with on imbalanced data. All of them take
 
 Ignored pixels are removed before anything is computed: they move neither the loss nor any gradient. If every
 pixel of a batch is ignored, the loss is a zero that is still connected to ``logits`` (gradient zero), not NaN.
+``ignore_index`` is an integer or ``None`` by the package's one rule
+(:func:`segtutor._validation.check_ignore_index`); unlike in the metrics it may name a class, which a loss
+may legitimately leave out.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_labels, check_pair, check_scores
+from ._validation import check_ignore_index, check_labels, check_pair, check_scores
 
 __all__ = ["dice_loss", "focal_loss", "DiceLoss", "FocalLoss", "CombinedLoss"]
 
@@ -84,7 +87,7 @@ class DiceLoss(nn.Module):
     def __init__(self, smooth: float = 1.0, ignore_index: int | None = None, weight: PerClass | None = None):
         super().__init__()
         _check_smooth(smooth)
-        self.smooth, self.ignore_index = smooth, ignore_index
+        self.smooth, self.ignore_index = smooth, check_ignore_index(ignore_index)
         self.register_buffer("weight", _per_class(weight, "weight"), persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -100,7 +103,7 @@ class FocalLoss(nn.Module):
     def __init__(self, gamma: float = 2.0, alpha: PerClass | None = None, ignore_index: int | None = None):
         super().__init__()
         self.gamma = _check_nonnegative(gamma, "gamma", "the focusing exponent γ")
-        self.ignore_index = ignore_index
+        self.ignore_index = check_ignore_index(ignore_index)
         self.register_buffer("alpha", _per_class(alpha, "alpha"), persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -152,6 +155,7 @@ def _valid_pixels(logits: torch.Tensor, target: torch.Tensor,
                   ignore_index: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Check the inputs; return the non-ignored pixels as scores ``(M, K)`` and labels ``(M,)``."""
     check_scores(logits, name="logits")
+    ignore_index = check_ignore_index(ignore_index)
     num_classes = logits.shape[1]
     if num_classes < 2:
         raise ValueError(f"logits must have K ≥ 2 class channels (N, K, H, W), got {tuple(logits.shape)}; "

@@ -14,6 +14,10 @@ convention so the notebook can show the difference, and nothing else in the cour
 :class:`ConfusionMatrix` accumulates the matrix over a whole dataset with one ``bincount`` per batch, on the
 device of the inputs. Mean IoU over the *dataset* (this module) is not the mean of per-image mIoUs
 (:func:`per_image_miou`): the notebook shows how far apart they can be.
+
+Boundaries: :func:`boundary_band` and :func:`boundary_miou` score how well a model draws object edges
+(``01_fcn.ipynb``); :func:`boundary_contrast` measures whether a dataset's images show its mask boundaries at
+all (``00_task_and_data.ipynb`` derives it, ``06_end_to_end.ipynb`` uses it on the source's noise images).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ._validation import check_prediction
+from ._validation import check_ignore_index, check_int, check_prediction
 
 __all__ = [
     "ConfusionMatrix",
@@ -36,6 +40,7 @@ __all__ = [
     "source_style_miou",
     "boundary_band",
     "boundary_miou",
+    "boundary_contrast",
 ]
 
 
@@ -43,18 +48,10 @@ __all__ = [
 # Inputs: labels or scores → validated int64 labels
 # --------------------------------------------------------------------------------------------------------------
 
-def _check_config(num_classes: int, ignore_index: int | None) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be a positive int, got {num_classes!r}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes}")
-    if ignore_index is None:
-        return
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-    if 0 <= ignore_index < num_classes:
-        raise ValueError(f"ignore_index={ignore_index} is also a class index (0..{num_classes - 1}); the ignored label "
-                         "must lie outside the classes, e.g. 255 (VOC/Cityscapes void) or -100")
+def _check_config(num_classes: int, ignore_index: int | None) -> tuple[int, int | None]:
+    """``(num_classes, ignore_index)`` as Python ints, checked by the package's one rule for each."""
+    num_classes = check_int(num_classes, "num_classes")
+    return num_classes, check_ignore_index(ignore_index, num_classes)
 
 
 def _to_labels(pred: torch.Tensor, target: torch.Tensor, num_classes: int | None,
@@ -123,6 +120,33 @@ def _nanmean(values: torch.Tensor) -> torch.Tensor:
     return values.nan_to_num(0.0).sum(-1) / present.sum(-1)
 
 
+_COUNTS_FORM = "a (K, K) matrix of non-negative integer counts (rows = truth, columns = prediction)"
+
+
+def _check_counts(matrix: torch.Tensor) -> torch.Tensor:
+    """``matrix`` ``(K, K)`` as int64 counts, or an error saying why it is not counts."""
+    if matrix.dtype == torch.bool or matrix.is_complex():
+        raise TypeError(f"matrix must be {_COUNTS_FORM}, got dtype {matrix.dtype}")
+    if matrix.numel() == 0:
+        return matrix.to(torch.int64)
+    if matrix.is_floating_point():
+        m = matrix.double()
+        if not bool(m.isfinite().all()):
+            kind = "NaN" if bool(m.isnan().any()) else "infinite"
+            raise ValueError(f"matrix must be {_COUNTS_FORM}; it has {kind} entries")
+        fractional = m != m.round()
+        if bool(fractional.any()):
+            example = float(m[fractional][0])
+            normalised = bool((m >= 0).all()) and (math.isclose(float(m.sum()), 1.0, rel_tol=1e-4) or bool(
+                ((m.sum(1) - 1).abs() < 1e-4).all()) or bool(((m.sum(0) - 1).abs() < 1e-4).all()))
+            what = ("it looks normalised (it sums to 1 overall, per row or per column): pass the raw pixel counts, "
+                    "e.g. ConfusionMatrix.matrix" if normalised else "it has non-integral entries")
+            raise ValueError(f"matrix must be {_COUNTS_FORM}, got {matrix.dtype} values such as {example:.6g}; {what}")
+    if bool((matrix < 0).any()):
+        raise ValueError(f"matrix must be {_COUNTS_FORM}; it has negative entries such as {matrix[matrix < 0][0].item()}")
+    return matrix.to(torch.int64)
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class SegmentationMetrics:
     """The scores of one confusion matrix. Per-class tensors are ``(K,)`` float64 on the CPU.
@@ -146,7 +170,11 @@ class SegmentationMetrics:
 
     @classmethod
     def from_confusion(cls, matrix: torch.Tensor, class_names: Sequence[str] | None = None) -> "SegmentationMetrics":
-        """Compute every score from a ``(K, K)`` confusion matrix (rows = truth, columns = prediction)."""
+        """Compute every score from a ``(K, K)`` confusion matrix (rows = truth, columns = prediction).
+
+        ``matrix`` holds non-negative whole-number pixel counts, in an integer dtype (or a float dtype holding
+        whole numbers); a normalised matrix (fractions) or negative entries are refused, not scored.
+        """
         if not isinstance(matrix, torch.Tensor) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
             raise ValueError(f"matrix must be a (K, K) tensor, got {getattr(matrix, 'shape', type(matrix).__name__)}")
         num_classes = matrix.shape[0]
@@ -154,7 +182,7 @@ class SegmentationMetrics:
             class_names = tuple(str(c) for c in class_names)
             if len(class_names) != num_classes:
                 raise ValueError(f"class_names has {len(class_names)} names but there are {num_classes} classes")
-        confusion = matrix.detach().to("cpu", torch.int64)
+        confusion = _check_counts(matrix.detach().cpu())
         m = confusion.double()
         tp, truth, pred = m.diagonal(), m.sum(1), m.sum(0)
         total = m.sum()
@@ -255,7 +283,7 @@ class ConfusionMatrix:
 
     def __init__(self, num_classes: int, ignore_index: int | None = None, device: str | torch.device | None = None,
                  *, class_names: Sequence[str] | None = None) -> None:
-        _check_config(num_classes, ignore_index)
+        num_classes, ignore_index = _check_config(num_classes, ignore_index)
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
         self.num_classes = num_classes
@@ -305,7 +333,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
 
     ``pred``: labels ``(N, H, W)`` or scores ``(N, K, H, W)``; ``target``: integer labels ``(N, H, W)``.
     """
-    _check_config(num_classes, ignore_index)
+    num_classes, ignore_index = _check_config(num_classes, ignore_index)
     labels = _to_labels(pred, target, num_classes, ignore_index)
     return _counts(labels, target, num_classes, ignore_index)
 
@@ -328,8 +356,7 @@ def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, ignore_index: int |
     ``pred``: labels ``(N, H, W)`` or scores ``(N, K, H, W)``; ``target``: integer labels ``(N, H, W)``.
     With scores the target is checked against ``K`` classes; with labels only for being non-negative integers.
     """
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    ignore_index = check_ignore_index(ignore_index)
     labels = _to_labels(pred, target, None, ignore_index)
     correct = labels == target
     if ignore_index is None:
@@ -348,7 +375,7 @@ def per_image_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     mean is a per-image average, which is NOT the dataset-level :func:`mean_iou` (small objects missed in one
     image weigh a whole image there, a few pixels here).
     """
-    _check_config(num_classes, ignore_index)
+    num_classes, ignore_index = _check_config(num_classes, ignore_index)
     labels = _to_labels(pred, target, num_classes, ignore_index)
     return _nanmean(_iou(_counts(labels, target, num_classes, ignore_index, per_image=True)))
 
@@ -361,8 +388,7 @@ def boundary_band(target: torch.Tensor, width: int = 2) -> torch.Tensor:
     within ``width`` pixels (chessboard distance) of a boundary. Taught in ``01_fcn.ipynb``, which builds it
     from two max-pools and checks its own version against this one.
     """
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be a positive int (pixels), got {width!r}")
+    width = check_int(width, "width")
     if not isinstance(target, torch.Tensor) or target.ndim != 3 or target.is_floating_point():
         raise ValueError("target must be integer labels of shape (N, H, W), got "
                          f"{getattr(target, 'dtype', type(target).__name__)} {tuple(getattr(target, 'shape', ()))}")
@@ -380,12 +406,43 @@ def boundary_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, wi
     (and ``ignore_index`` pixels) are left out, so coarse, blocky predictions score low here even when their
     overall mIoU looks fine (FCN-32s vs FCN-8s in ``01_fcn.ipynb``, skips in ``02_unet.ipynb``).
     """
+    _check_config(num_classes, ignore_index)
+    labels = _to_labels(pred, target, num_classes, ignore_index)  # the user's own num_classes and ignore_index
     band = boundary_band(target, width)
     if ignore_index is not None:
         band &= target != ignore_index
-    matrix = ConfusionMatrix(num_classes, ignore_index=-1)
-    matrix.update(pred, torch.where(band, target, torch.full_like(target, -1)))
-    return matrix.compute().miou
+    counts = _counts(labels[band], target[band].long(), num_classes, None)  # only the band's valid pixels
+    return SegmentationMetrics.from_confusion(counts).miou
+
+
+@torch.no_grad()
+def boundary_contrast(images: torch.Tensor, masks: torch.Tensor) -> float:
+    """How visible the mask boundaries are in the images: mean colour step across a boundary / inside a region.
+
+    ``images`` float ``(N, C, H, W)``, ``masks`` integer labels ``(N, H, W)``. For every pair of horizontal or
+    vertical neighbours the colour step is ``sum_c |x[c, p] - x[c, q]|``; the result is the mean step over pairs
+    whose labels differ divided by the mean over pairs whose labels agree. About 1 means the boundaries cannot
+    be seen (the source document's images of pure noise); the course's ``SyntheticShapes`` give several times that.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
+        raise ValueError(f"images must be a float tensor (N, C, H, W), got "
+                         f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
+    if not isinstance(masks, torch.Tensor) or masks.is_floating_point() \
+            or tuple(masks.shape) != (images.shape[0], *images.shape[2:]):
+        raise ValueError(f"masks must be integer labels (N, H, W) = {(images.shape[0], *images.shape[2:])} matching "
+                         f"the images, got {getattr(masks, 'dtype', type(masks).__name__)} "
+                         f"{tuple(getattr(masks, 'shape', ()))}")
+    across, inside = [], []
+    for dim in (-1, -2):                                      # horizontal and vertical neighbours
+        step = images.diff(dim=dim).abs().sum(dim=1)          # (N, H, W-1) or (N, H-1, W)
+        changes = masks.diff(dim=dim) != 0
+        across.append(step[changes])
+        inside.append(step[~changes])
+    across_t, inside_t = torch.cat(across), torch.cat(inside)
+    if across_t.numel() == 0 or inside_t.numel() == 0:
+        raise ValueError("boundary_contrast needs masks with at least one boundary and one region of two or more "
+                         f"pixels; got {across_t.numel()} neighbour pairs across a boundary and {inside_t.numel()} inside")
+    return (across_t.mean() / inside_t.mean()).item()
 
 
 def source_style_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:

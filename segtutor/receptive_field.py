@@ -13,19 +13,30 @@ Empirical: the gradient of one output pixel with respect to the input is nonzero
 pixel can see. :func:`empirical_receptive_field` measures that support on a copy of the model in which no
 path is switched off, and also returns the gradient magnitude of the real model, whose mass concentrates
 in the middle: the *effective* receptive field (Luo et al., 2016) is much smaller than the theoretical one.
+
+Inside the field: a ``k x k`` convolution at rate ``r`` reads the input at offsets ``r * (-(k-1)/2 .. (k-1)/2)``
+along each axis. Stacking layers composes those offsets, so one output pixel of a stack with rates
+``r_1 .. r_L`` depends on input pixel ``p`` through as many paths as there are ways to write ``p`` as a sum
+of one tap per layer. :func:`sampling_pattern` counts them (the full convolution of the layers' dilated
+ones-kernels, i.e. the gradient of the centre output of a stack of all-ones convolutions) and
+:func:`dilation_stats` summarises it; zeros inside the field are the pixels a gridded stack never reads.
+The dilation widget (:mod:`segtutor.widgets.dilation`) draws them.
 """
 from __future__ import annotations
 
 import copy
 import warnings
 from collections.abc import Mapping
-from typing import Iterable, NamedTuple, Sequence, Union
+from typing import Any, Iterable, NamedTuple, Sequence, Union
 
+import numpy as np
 import torch
 from torch import nn
 
+from ._validation import check_int, is_int
+
 __all__ = ["LayerSpec", "TraceRow", "receptive_field_trace", "analytic_receptive_field", "layers_from_module",
-           "empirical_receptive_field"]
+           "empirical_receptive_field", "DilationStats", "sampling_pattern", "dilation_stats"]
 
 
 class LayerSpec(NamedTuple):
@@ -54,10 +65,10 @@ LayerLike = Union[LayerSpec, Sequence[int], nn.Module]
 
 def _as_spec(layer: Sequence[int], index: int) -> LayerSpec:
     values = tuple(layer)
-    if not 1 <= len(values) <= 3 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+    if not 1 <= len(values) <= 3 or any(not is_int(v) or v < 1 for v in values):
         raise ValueError(f"layer {index} must be (kernel, stride, dilation) with positive integers "
                          f"(stride and dilation optional, default 1), got {layer!r}")
-    return LayerSpec(*values)
+    return LayerSpec(*(int(v) for v in values))
 
 
 def _as_specs(layers: Iterable[LayerLike] | nn.Module) -> list[LayerSpec]:
@@ -193,13 +204,12 @@ def empirical_receptive_field(model: nn.Module, input_size: int | tuple[int, int
     - ``gradient_map``: ``float32 (H, W)``, ``|d y / d x|`` of the real model summed over input channels and
       averaged over ``samples`` random inputs: the effective receptive field, for plotting.
     """
-    size_hw = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    if len(size_hw) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size_hw):
+    size_hw = (input_size, input_size) if is_int(input_size) else tuple(input_size)
+    if len(size_hw) != 2 or any(not is_int(v) or v < 1 for v in size_hw):
         raise ValueError(f"input_size must be a positive int or an (H, W) pair, got {input_size!r}")
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+    size_hw = tuple(int(v) for v in size_hw)
+    in_channels = check_int(in_channels, "in_channels")
+    samples = check_int(samples, "samples")
     generator = torch.Generator().manual_seed(seed)
     inputs = [torch.rand(1, in_channels, *size_hw, generator=generator, dtype=torch.float64) for _ in range(samples)]
 
@@ -218,3 +228,76 @@ def empirical_receptive_field(model: nn.Module, input_size: int | tuple[int, int
         warnings.warn(f"the receptive field reaches the border of the {size_hw[0]}x{size_hw[1]} input, so it is at "
                       f"least {h}x{w} and may be larger: measure on a larger input_size", stacklevel=2)
     return (h if h == w else (h, w)), gradient.float()
+
+
+# -------------------------------------------------------------------------- which pixels a dilated stack reads
+
+class DilationStats(NamedTuple):
+    """What a stack of ``k x k`` convolutions at ``rates`` (stride 1) reads of its input.
+
+    ``receptive_field``: side of the box around the centre output's inputs, ``1 + sum(r (k - 1))``;
+    ``pixels_read``: input pixels with at least one path to the centre output (of ``receptive_field**2``);
+    ``coverage``: their fraction of the box; ``max_multiplicity``: the most paths into one pixel;
+    ``parameters``: weights of the stack for ``channels`` input and output channels and no bias,
+    ``len(rates) * k**2 * channels**2`` (independent of the rates).
+    """
+
+    kernel_size: int
+    rates: tuple[int, ...]
+    channels: int
+    receptive_field: int
+    pixels_read: int
+    coverage: float
+    max_multiplicity: int
+    parameters: int
+
+
+def _check_kernel(kernel_size: Any) -> int:
+    k = check_int(kernel_size, "kernel_size")
+    if k % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (a kernel centred on its output pixel: 1, 3, 5, ...), got {k}")
+    return k
+
+
+def _check_rates(rates: Any) -> tuple[int, ...]:
+    if is_int(rates):
+        rates = (rates,)
+    if not isinstance(rates, (tuple, list)) or not rates:
+        raise ValueError(f"rates must be a non-empty sequence of positive integers (one rate per layer), got {rates!r}")
+    return tuple(check_int(r, f"rates[{i}]") for i, r in enumerate(rates))
+
+
+def _pattern_1d(kernel_size: int, rates: tuple[int, ...]) -> np.ndarray:
+    """Paths from the centre output to each input position along one axis: the product of the polynomials
+    ``sum_j z^(r j)``, ``j = 0 .. k-1``, one per layer."""
+    counts = np.ones(1, dtype=np.int64)
+    for r in rates:
+        taps = np.zeros(r * (kernel_size - 1) + 1, dtype=np.int64)
+        taps[::r] = 1
+        counts = np.convolve(counts, taps)
+    return counts
+
+
+def sampling_pattern(kernel_size: int, rates: int | Sequence[int]) -> np.ndarray:
+    """How often each input pixel feeds the centre output of a stack of ``k x k`` atrous convolutions.
+
+    ``rates``: one dilation rate per layer (an int for a single layer); stride 1 throughout. Returns an
+    ``int64`` array ``(S, S)``, ``S = 1 + sum_l r_l (k - 1)`` the receptive field, centred on the output
+    pixel: entry ``[i, j]`` is the number of paths from input pixel ``(i, j)`` to the output, which is
+    ``d y / d x[i, j]`` when every weight is 1. Zero entries are pixels inside the receptive field that
+    the stack never reads (gridding). A 2-D kernel of ones is the outer product of two 1-D ones, so the
+    pattern is the outer product of the 1-D one.
+    """
+    line = _pattern_1d(_check_kernel(kernel_size), _check_rates(rates))
+    return np.outer(line, line)
+
+
+def dilation_stats(kernel_size: int, rates: int | Sequence[int], channels: int = 64) -> DilationStats:
+    """The :class:`DilationStats` of ``k x k`` convolutions at ``rates`` with ``channels`` in and out."""
+    k, rates, channels = _check_kernel(kernel_size), _check_rates(rates), check_int(channels, "channels")
+    pattern = sampling_pattern(k, rates)
+    size = analytic_receptive_field([(k, 1, r) for r in rates])
+    assert size == pattern.shape[0]  # two derivations of the same number
+    read = int(np.count_nonzero(pattern))
+    return DilationStats(k, rates, channels, size, read, read / size**2, int(pattern.max()),
+                         len(rates) * k * k * channels * channels)

@@ -1,20 +1,24 @@
-"""Where the course runs: device choice, seeding and the training budget.
+"""Where the course runs: device choice, seeding, the training budget, and a model's train/eval mode.
 
 Taught in ``notebooks/00_task_and_data.ipynb`` (the environment cell); every training cell of the
-course reads :func:`budget` so that it fits the machine it runs on.
+course reads :func:`budget` so that it fits the machine it runs on. :func:`model_mode` is the one home of
+"switch the mode, restore it afterwards", used by training, evaluation, visualisation and the checks.
 """
 from __future__ import annotations
 
 import os
 import platform
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["Budget", "BUDGETS", "budget", "get_device", "seed_everything", "environment_report"]
+__all__ = ["Budget", "BUDGETS", "budget", "get_device", "seed_everything", "environment_report", "model_mode",
+           "ThreadChoice", "choose_threads", "usable_cores"]
 
 
 @dataclass(frozen=True)
@@ -53,17 +57,8 @@ class Budget:
 
 
 #: The three budgets. ``ci`` keeps the whole test suite fast on 2 cores; ``cpu`` is a student laptop
-#: (under a minute per training run on 2 cores); ``gpu`` uses a CUDA card well. Measured results of each:
-#: ``benchmarks/RESULTS.md`` (``python benchmarks/quality.py --budget NAME``).
-#:
-#: ``ci``: 48-px images, batches of 8, 384 steps for every model: 7-12 CPU-seconds each, enough for all seven
-#: models to score clearly above predicting background everywhere (not to converge); of the sizes tried (32, 40, 48,
-#: 64 px) it is the smallest that does. At 32 px the stride-32 FCN-32s has a 1x1 score map and could only predict
-#: background (48 px gives it 2x2), and the stride-8/16 models (DeepLab v1/v2, FCN-16s) hardly rose above it.
-#: U-Net learned more at 32 px (0.48 vs 0.34 median held-out mIoU): a trade measured in ``benchmarks/RESULTS.md``.
-#: ``cpu``: ``model_epochs`` gives each model about the same 2-core time as U-Net's 8 epochs (measured training
-#: step at 64 px, batch 16, width 16, 2 threads: U-Net 108 ms, DeepLab v3+ 44, v2 49, v1 42, FCN-32s 40,
-#: FCN-16s 32, FCN-8s 29).
+#: (under a minute per training run on 2 cores); ``gpu`` uses a CUDA card well. How each was sized, and what it
+#: measures, is in ``benchmarks/RESULTS.md`` (``python benchmarks/quality.py --budget NAME``).
 BUDGETS: dict[str, Budget] = {
     "ci": Budget("ci", image_size=48, train_samples=256, val_samples=64, epochs=12, batch_size=8, width=8,
                  description="test suite: about 10 s per training run on one CPU thread"),
@@ -163,3 +158,121 @@ def environment_report() -> dict[str, str]:
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
     return report
+
+
+@contextmanager
+def model_mode(model: torch.nn.Module, training: bool = False) -> Iterator[torch.nn.Module]:
+    """``with model_mode(model):`` runs the block with the model in eval mode (``training=True``: train mode)
+    and restores the mode it had before, even if the block raises. Gradients are untouched: an evaluation
+    adds ``torch.no_grad()`` itself."""
+    was_training = model.training
+    model.train(training)
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+# ------------------------------------------------------------------------------------------ CPU threads
+
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask, capped by a cgroup CPU quota (containers)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        cores = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """What :func:`choose_threads` decided: ``threads`` out of ``cores`` usable, with the step times it measured
+    (``seconds[n]`` = best time of the probe with ``n`` threads) and the 1-minute load average (``None`` where
+    the OS has none)."""
+
+    threads: int
+    cores: int
+    seconds: dict
+    load: float | None
+
+    def __str__(self) -> str:
+        load = "" if self.load is None else f", load {self.load:.1f}"
+        return f"{self.threads} torch thread(s) of {self.cores} core(s){load}"
+
+
+def _probe(threads: int, a: torch.Tensor, repeats: int = 3) -> float:
+    """Best wall time of a few convolutions shaped like a small training step, on ``threads`` threads."""
+    import time
+
+    torch.set_num_threads(threads)
+    best = float("inf")
+    weight = a.new_ones(32, 32, 3, 3) / 288
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.nn.functional.conv2d(a, weight, padding=1).relu_().sum().item()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def choose_threads(limit: int | None = None) -> ThreadChoice:
+    """Pick torch's CPU thread count from what the machine can give now, and set it (``torch.set_num_threads``).
+
+    Candidates are 1 and every count up to ``min(limit, usable cores)`` (``limit`` defaults to the current
+    ``torch.get_num_threads()``, so a cap the user set is kept). Each is timed on the same small convolution,
+    interleaved, best of 3 (a few tenths of a second in all), and the fastest wins, ties going to fewer threads.
+    On an idle machine that is every core; beside a busy process, threads that would wait for a shared core
+    lose (two threads on two cores with one core taken were 3-15x slower per step: ``benchmarks/RESULTS.md``).
+    """
+    cores = usable_cores()
+    cap = max(1, min(limit if limit is not None else torch.get_num_threads(), cores))
+    try:
+        load: float | None = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = None
+    if cap == 1:
+        torch.set_num_threads(1)
+        return ThreadChoice(1, cores, {}, load)
+    a = torch.randn(8, 32, 48, 48)
+    _probe(cap, a, repeats=1)  # warm-up: the first convolution pays for allocations and kernel selection
+    candidates = sorted({1, cap} | set(range(2, cap + 1, max(1, cap // 4))))
+    seconds = {n: float("inf") for n in candidates}
+    for _ in range(2):  # interleaved rounds: a burst of load hits every candidate alike
+        for n in candidates:
+            seconds[n] = min(seconds[n], _probe(n, a))
+    best = min(candidates, key=lambda n: (seconds[n] / (1.0 if n == 1 else 0.9), n))  # 10 % margin for more threads
+    torch.set_num_threads(best)
+    return ThreadChoice(best, cores, seconds, load)
+
+
+@contextmanager
+def training_threads(device: torch.device) -> Iterator[ThreadChoice | None]:
+    """Around a CPU training run: torch's thread count chosen by :func:`choose_threads` (or ``SEGTUTOR_THREADS=N``),
+    restored afterwards. Yields the choice (``None`` on other devices). The probe is skipped when only one
+    thread is allowed (``OMP_NUM_THREADS=1``, one core, ``torch.set_num_threads(1)`` before the run)."""
+    if device.type != "cpu":
+        yield None
+        return
+    before = torch.get_num_threads()
+    forced = os.environ.get("SEGTUTOR_THREADS", "").strip()
+    try:
+        if forced:
+            try:
+                n = int(forced)
+            except ValueError:
+                raise ValueError(f"SEGTUTOR_THREADS={forced!r} must be a positive integer") from None
+            if n < 1:
+                raise ValueError(f"SEGTUTOR_THREADS={forced!r} must be a positive integer")
+            torch.set_num_threads(n)
+            choice = ThreadChoice(n, usable_cores(), {}, None)
+        else:
+            choice = choose_threads(before)
+        yield choice
+    finally:
+        torch.set_num_threads(before)

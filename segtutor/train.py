@@ -1,4 +1,4 @@
-"""Training, evaluation, prediction and checkpoints: the one loop the whole course shares.
+"""Training, evaluation and prediction: the one loop the whole course shares.
 
 Taught in ``notebooks/06_end_to_end.ipynb`` (the source's demo done right: a held-out set, metrics from
 :mod:`segtutor.metrics`, checkpoints that survive a crash); every other notebook trains through :func:`fit`.
@@ -8,8 +8,10 @@ Taught in ``notebooks/06_end_to_end.ipynb`` (the source's demo done right: a hel
   :class:`History` (one :class:`EpochStats` per epoch).
 - :func:`evaluate` scores a model on a dataset with :class:`segtutor.metrics.ConfusionMatrix`.
 - :func:`predict` turns images ``(N, C, H, W)`` (or one ``(C, H, W)``) into labels ``(N, H, W)`` (or ``(H, W)``).
-- :func:`save_checkpoint` / :func:`load_checkpoint` write atomically and read with ``weights_only=True``,
-  so loading a file never runs code from it.
+- :func:`save_checkpoint` / :func:`load_checkpoint` (from :mod:`segtutor.checkpoint`, re-exported here) write
+  atomically and read with ``weights_only=True``, so loading a file never runs code from it; :class:`History`
+  and :class:`EpochStats` come from :mod:`segtutor.history`, and the dataset and model checks from
+  :mod:`segtutor._validation`.
 
 Reproducibility: every epoch starts from seeds derived from ``(seed, epoch)`` — the shuffling order and
 Python's, NumPy's and torch's global generators (augmentations, dropout). So two runs with the same seed give
@@ -25,22 +27,24 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from collections.abc import Iterator
+from contextlib import closing, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from ._validation import check_labels
-from .runtime import get_device, seed_everything
+from . import distributed
+from ._validation import (check_batch, check_channels, check_ignore_index, check_int, check_labels, first_pair,
+                          forward_checked, model_device, model_name)
+from .checkpoint import CheckpointError, apply_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from .history import EpochStats, History
+from .runtime import get_device, model_mode, seed_everything, training_threads
 
 __all__ = [
     "DEFAULT_LR",
@@ -54,230 +58,358 @@ __all__ = [
     "load_checkpoint",
 ]
 
-#: fit's default peak learning rate for AdamW + one-cycle, tuned on the course's models (2026-11-24, H200, fp32,
-#: budget ``cpu``: 800 images of 64 px, width 16, 8 epochs, batch 16, 4 classes). Validation mIoU after training:
-#:
-#:   peak lr         3e-3   1e-2   2e-2   3e-2   5e-2
-#:   unet            .917   .952   .956   .954   .354 (diverges)
-#:   fcn8s           .577   .753   .789   .795   .800
-#:   deeplabv3plus   .707   .850   .858   .872   .846
-#:
-#: 2e-2 is at or near the best for all three with a 2.5x margin below U-Net's divergence; at budget ``gpu``
-#: (128 px, width 32, batch 64, 12 epochs, bf16) it reaches unet .997, deeplabv3plus .985, fcn8s .971.
+#: fit's default peak learning rate for AdamW + one-cycle; the sweep that chose it: ``benchmarks/RESULTS.md``.
 DEFAULT_LR = 2e-2
-
-#: The ``format`` tag of a checkpoint written by :func:`save_checkpoint`.
-CHECKPOINT_FORMAT = "segtutor-checkpoint"
-CHECKPOINT_VERSION = 1
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used: not a checkpoint, unsafe to load, or for another model."""
+def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, *, loss: LossFn | None = None,
+        epochs: int, batch_size: int, lr: float = DEFAULT_LR, weight_decay: float = 1e-4,
+        schedule: str = "onecycle", device: str | torch.device | None = None, amp: bool | None = None,
+        channels_last: bool | None = None, progress: bool | str = True, seed: int = 0,
+        checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
+        ignore_index: int | None = None, sync_batchnorm: bool = False,
+        on_epoch: Callable[[History], Any] | None = None) -> History:
+    """Train ``model`` in place on ``train_data`` and return the :class:`History` of the run.
+
+    Datasets hold ``(image float (C, H, W), mask int (H, W))`` pairs; the model maps ``(N, C, H, W)`` to
+    logits ``(N, K, H, W)``. Optimiser: AdamW (``lr`` is the peak rate, ``weight_decay``) with a learning-rate
+    ``schedule`` stepped after every batch: ``"onecycle"`` (default: warm-up then cosine decay), ``"poly"``
+    (DeepLab's) or ``"constant"``. ``loss=None`` is cross-entropy (honouring ``ignore_index``); any
+    ``loss(logits (N, K, H, W), target (N, H, W)) -> scalar`` can be given, e.g. from :mod:`segtutor.losses`.
+
+    ``device`` defaults to :func:`segtutor.runtime.get_device`; the model is moved there. ``amp=None`` turns
+    mixed precision on for CUDA only (see the module docstring); ``channels_last=None`` likewise. With
+    ``val_data``, every epoch ends with the validation loss, mIoU and pixel accuracy
+    (:class:`segtutor.metrics.ConfusionMatrix`). ``progress`` shows tqdm bars; ``progress="curves"`` also
+    redraws the loss and validation curves after each epoch (:class:`segtutor.viz.LiveCurves`, at most one redraw a
+    second). ``on_epoch(history)``, if given, is called after every epoch (and its ``close()``, if any, at the end). ``seed`` fixes shuffling and
+    every random draw during training (not the model's initial weights: seed before building the model); each
+    epoch reseeds Python's, NumPy's and torch's global generators from ``(seed, epoch)``.
+
+    ``checkpoint``: a path saved after every completed epoch. If the file exists when ``fit`` starts, training
+    resumes after its last completed epoch (weights, optimiser, schedule, history); a run that already finished
+    returns its history at once. The other arguments must match those of the run that wrote it.
+
+    Under ``torchrun --nproc_per_node=N`` the same call trains on N processes with DistributedDataParallel
+    (:mod:`segtutor.distributed`): ``batch_size`` is the global batch, split evenly over the ranks (a multiple of
+    N), so ``lr`` needs no rescaling; each epoch's global batches are those of a one-process run; validation metrics
+    are summed over ranks; only rank 0 draws progress and writes the checkpoint. ``sync_batchnorm=True`` (CUDA
+    only) replaces the model's BatchNorm layers by SyncBatchNorm, in place, so that statistics cover the global batch.
+
+    Inputs are checked before any step: empty datasets, images whose channel count differs from the model's,
+    masks of the wrong shape, labels outside ``0..K-1`` (``K`` = the model's output channels) that are not
+    ``ignore_index``, and ``epochs`` / ``batch_size`` below 1 raise errors that say what was expected.
+    """
+    epochs = check_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size")
+    seed = check_int(seed, "seed", minimum=0)
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    image, mask = first_pair("train_data", train_data)
+    check_channels("train_data", image.shape[0], model)
+    if val_data is not None:
+        val_image, val_mask = first_pair("val_data", val_data)
+        check_channels("val_data", val_image.shape[0], model)
+        if val_image.shape[0] != image.shape[0]:
+            raise ValueError(f"val_data images have {val_image.shape[0]} channels, train_data images {image.shape[0]}")
+
+    device = get_device(device)
+    ctx = distributed.context(device)
+    device = distributed.device_for(ctx, device)
+    if ctx.enabled and batch_size % ctx.world_size:
+        raise ValueError(f"batch_size is the global batch, split over {ctx.world_size} processes: it must be a multiple "
+                         f"of {ctx.world_size}, got {batch_size}")
+    if sync_batchnorm and ctx.enabled and device.type != "cuda":
+        raise ValueError("sync_batchnorm=True needs CUDA (torch's SyncBatchNorm has no CPU kernel); on the CPU each "
+                         "process normalises its own share of the batch: use sync_batchnorm=False")
+    amp_dtype = _autocast_dtype(device, amp)
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    k = _resolve_num_classes(model, num_classes, image, device, "train_data")
+    ignore_index = check_ignore_index(ignore_index, k)
+    check_labels(mask, k, ignore_index, name="train_data[0] mask")
+    if val_data is not None:
+        check_labels(val_mask, k, ignore_index, name="val_data[0] mask")
+
+    if loss is None:
+        loss = nn.CrossEntropyLoss(ignore_index=-100 if ignore_index is None else ignore_index)
+    if isinstance(loss, nn.Module):
+        loss.to(device)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and device.type == "cuda" else None
+    loop = _Loop(device, k, ignore_index, amp_dtype, channels_last, scaler, ctx)
+
+    shuffle_generator = torch.Generator()
+    # The last, incomplete batch is dropped when there is at least one full batch: a batch of one image can
+    # break BatchNorm (one value per channel at the deepest level), and shuffling uses every image over epochs.
+    drop_last = len(train_data) > batch_size
+    pin = device.type == "cuda"
+    if ctx.enabled:
+        sampler = distributed.ShardedSampler(train_data, ctx, shuffle_generator, batch_size=batch_size,
+                                             drop_last=drop_last)
+        # the loader draws its base seed from the generator before the sampler draws the permutation, as in the
+        # one-process loader below: same generator, same draws, same permutation
+        train_loader = DataLoader(train_data, batch_size=batch_size // ctx.world_size, sampler=sampler,
+                                  generator=shuffle_generator, num_workers=0, pin_memory=pin)
+        if val_data is not None:
+            val_data = Subset(val_data, distributed.shard_indices(len(val_data), ctx))
+    else:
+        train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=shuffle_generator,
+                                  num_workers=0, pin_memory=pin, drop_last=drop_last)
+    val_loader = None if val_data is None else DataLoader(val_data, batch_size=batch_size, shuffle=False,
+                                                          num_workers=0, pin_memory=pin)
+    steps_per_epoch = len(train_loader)
+    trained = distributed.wrap_model(model, ctx, device, sync_batchnorm=sync_batchnorm)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = _make_scheduler(schedule, optimizer, float(lr), epochs * steps_per_epoch)
+    plan = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "weight_decay": float(weight_decay),
+            "schedule": schedule, "seed": seed, "train_samples": len(train_data), "num_classes": k,
+            "ignore_index": ignore_index}
+
+    history = History()
+    if checkpoint is not None and Path(checkpoint).exists():
+        history = _resume(checkpoint, model, optimizer, scheduler, scaler, plan)
+
+    if progress not in (True, False, "curves"):
+        raise ValueError(f"progress must be True, False or 'curves', got {progress!r}")
+    callbacks = [c for c in (on_epoch, _live_curves() if progress == "curves" and ctx.is_main else None) if c]
+    progress = bool(progress) and ctx.is_main
+    epoch_bar = _progress(progress, total=epochs, initial=len(history), desc="epochs", unit="epoch")
+    # one batch bar for the whole run, reset each epoch: every new notebook bar is a new widget on the page
+    batch_bar = _progress(progress, total=steps_per_epoch, unit="batch", leave=False)
+    with training_threads(device) as threads, model_mode(model, training=True), closing(epoch_bar), closing(batch_bar):
+        if threads is not None:  # the CPU threads chosen for this machine's load: runtime.choose_threads
+            epoch_bar.set_description(f"epochs ({threads.threads} of {threads.cores} CPU threads)", refresh=False)
+        for epoch in range(len(history), epochs):
+            global_seed, shuffle_seed = _epoch_seeds(int(seed), epoch)
+            seed_everything(global_seed % 2**63)
+            shuffle_generator.manual_seed(shuffle_seed)
+            start = time.perf_counter()
+            train_loss, last_lr = _train_epoch(trained, train_loader, loop, loss, optimizer, scheduler, batch_bar,
+                                               f"epoch {epoch + 1}/{epochs}")
+            val_loss = val_miou = val_acc = None
+            if val_loader is not None:
+                val_loss, result = _run_eval(model, val_loader, loop, "val_data", loss)
+                val_miou, val_acc = float(result.miou), float(result.pixel_accuracy)
+            history.append(EpochStats(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss, val_miou=val_miou,
+                                      val_pixel_accuracy=val_acc, lr=last_lr, seconds=time.perf_counter() - start))
+            if checkpoint is not None and ctx.is_main:
+                save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=history,
+                                fit={"plan": plan, "scheduler": scheduler.state_dict(),
+                                     "scaler": scaler.state_dict() if scaler is not None else None})
+            distributed.barrier(ctx)  # no rank runs ahead of the checkpoint (a resume reads what rank 0 wrote)
+            epoch_bar.update(1)
+            postfix = {"loss": f"{train_loss:.4f}"}
+            if val_miou is not None:
+                postfix["val_mIoU"] = f"{val_miou:.3f}"
+            epoch_bar.set_postfix(postfix)
+            for callback in callbacks:
+                callback(history)
+    for callback in callbacks:
+        getattr(callback, "close", lambda: None)()
+    return history
 
 
-# --------------------------------------------------------------------------------------------- history
+def _train_epoch(model: nn.Module, loader: DataLoader, loop: _Loop, loss_fn: LossFn,
+                 optimizer: torch.optim.Optimizer, scheduler: Any, bar: Any, desc: str) -> tuple[float, float]:
+    """One pass over ``loader`` in train mode, counted on ``bar`` (a tqdm bar, possibly disabled); returns (mean
+    training loss per image, learning rate of the last step)."""
+    total = torch.zeros((), dtype=torch.float64, device=loop.device)  # summed on the device: no sync per batch
+    count, last_lr = 0, optimizer.param_groups[0]["lr"]
+    refresh = max(1, len(loader) // 20)
+    bar.reset(total=len(loader))
+    bar.set_description(desc, refresh=False)
+    for index, x, y in loop.batches(loader, "train_data"):
+        with loop.autocast():
+            try:
+                logits = model(x)
+            except ValueError as exc:
+                if "more than 1 value per channel" not in str(exc):
+                    raise
+                raise ValueError(f"{desc}, batch {index}: {len(x)} image(s) of {tuple(x.shape[2:])} px leave "
+                                 "one value per channel at the model's deepest level, and BatchNorm cannot train on "
+                                 "that; use batch_size >= 2 (and at least 2 training images) or larger images") from exc
+            loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        if loop.scaler is not None:
+            loop.scaler.scale(loss).backward()
+            loop.scaler.step(optimizer)
+            loop.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        last_lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        total += loss.detach().double() * len(x)
+        count += len(x)
+        if not bar.disable and (index % refresh == 0 or index == len(loader) - 1):
+            # the loss sum stays on the device; read it only when the bar will show it (a sync)
+            bar.set_postfix(loss=f"{total.item() / count:.4f}", refresh=False)
+        bar.update(1)             # redraws at most every mininterval seconds, postfix included
+    bar.refresh()
+    sums = distributed.all_reduce_sum(torch.stack([total, total.new_tensor(count)]), loop.ctx)
+    mean = (sums[0] / sums[1]).item()
+    if not math.isfinite(mean):
+        raise FloatingPointError(f"training loss became {mean} ({desc}); lower the learning rate (lr), check the "
+                                 "inputs for NaN, or use amp=False")
+    return mean, float(last_lr)
+
+
+def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str | torch.device | None = None,
+             ignore_index: int | None = None, batch_size: int = 32, amp: bool = False):
+    """Score ``model`` on ``data`` (a dataset of ``(image (C, H, W), mask (H, W))`` pairs).
+
+    Pixels are accumulated over the whole dataset into one ``(K, K)`` confusion matrix
+    (:class:`segtutor.metrics.ConfusionMatrix`, ``K = num_classes``), whose ``compute()`` result is returned
+    (``iou``, ``miou``, ``pixel_accuracy``, …). Runs in eval mode without gradients and restores the model's
+    train/eval mode. ``device=None`` runs where the model's parameters are; a device given moves the model there.
+    Under ``torchrun`` every rank must call it: each scores its share of ``data`` and the matrices are summed, so
+    every rank gets the metrics of the whole dataset.
+    """
+    num_classes = check_int(num_classes, "num_classes")
+    batch_size = check_int(batch_size, "batch_size")
+    image, mask = first_pair("data", data)
+    check_channels("data", image.shape[0], model)
+    check_labels(mask, num_classes, ignore_index, name="data[0] mask")
+    if device is None:
+        device = model_device(model)
+    else:
+        device = get_device(device)
+        model.to(device)
+    ctx = distributed.current()
+    if ctx.enabled:
+        data = Subset(data, distributed.shard_indices(len(data), ctx))
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
+    channels_last = next((p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                          for p in model.parameters() if p.ndim == 4), False)
+    _, result = _run_eval(model, loader, _Loop(device, num_classes, ignore_index, _autocast_dtype(device, amp),
+                                               channels_last, ctx=ctx), "data")
+    return result
+
+
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
+    """Labels ``int64 (N, H, W)`` for images ``float (N, C, H, W)``; a single image ``(C, H, W)`` gives ``(H, W)``.
+
+    The argmax over the model's logits ``(N, K, H, W)``, computed in eval mode without gradients on the model's
+    device, in chunks of ``batch_size``; the model's train/eval mode is restored and the labels come back on
+    the device of ``images``.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor of shape (N, C, H, W) or (C, H, W), got {type(images).__name__}")
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must have shape (N, C, H, W) or a single (C, H, W), got {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be floating point (N, C, H, W), got {images.dtype}"
+                        + ("; convert uint8 images with .float() / 255" if images.dtype == torch.uint8 else ""))
+    batch_size = check_int(batch_size, "batch_size")
+    single = images.ndim == 3
+    batch = images[None] if single else images
+    check_channels("predict", batch.shape[1], model)
+    device = model_device(model)
+    with model_mode(model), torch.no_grad():
+        labels = [forward_checked(model, chunk.to(device), "predict").argmax(1).to(images.device)
+                  for chunk in batch.split(batch_size)]
+    out = torch.cat(labels) if labels else torch.empty((0, *batch.shape[2:]), dtype=torch.long, device=images.device)
+    return out[0] if single else out
+
+
+# ------------------------------------------------------------------------------------------- helpers
 
 @dataclass(frozen=True)
-class EpochStats:
-    """What one epoch of :func:`fit` measured. ``val_*`` are ``None`` when ``fit`` had no ``val_data``.
+class _Loop:
+    """What every batch of a run shares: the device, the autocast dtype (``None``: float32), the memory layout,
+    the float16 gradient scaler (``None`` unless CUDA float16), the valid labels ``0..num_classes-1``, and where the
+    process stands in a ``torchrun`` job (``ctx``)."""
 
-    ``epoch`` counts from 1; ``train_loss`` is the mean loss over the epoch's training batches, weighted by
-    their size (measured as the weights changed during the epoch); ``val_loss``, ``val_miou`` and ``val_pixel_accuracy`` are measured after the
-    epoch; ``lr`` is the learning rate of the epoch's last step; ``seconds`` the wall time of the epoch.
-    """
+    device: torch.device
+    num_classes: int
+    ignore_index: int | None = None
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    scaler: torch.amp.GradScaler | None = None
+    ctx: distributed.DistContext = distributed.DistContext()
 
-    epoch: int
-    train_loss: float
-    val_loss: float | None
-    val_miou: float | None
-    val_pixel_accuracy: float | None
-    lr: float
-    seconds: float
+    def batches(self, loader: DataLoader, name: str) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(index, images (N, C, H, W), masks int64 (N, H, W))`` on the device, each batch checked on the CPU
+        first (no device-side asserts)."""
+        for index, (images, masks) in enumerate(loader):
+            check_batch(name, index, images, masks, self.num_classes, self.ignore_index)
+            x = images.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield index, x, masks.to(self.device, non_blocking=True).long()
 
-
-class History(Sequence):
-    """The per-epoch record of a :func:`fit` run: a read-only list of :class:`EpochStats`.
-
-    ``history[-1].val_miou`` reads one epoch, ``history.train_loss`` one column (a list over epochs),
-    ``history.plot()`` draws the curves, ``to_dict`` / ``from_dict`` convert to plain types for checkpoints.
-    """
-
-    COLUMNS = tuple(f.name for f in fields(EpochStats))
-
-    def __init__(self, records: Sequence[EpochStats] = ()) -> None:
-        self._records: list[EpochStats] = list(records)
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return History(self._records[index])
-        return self._records[index]
-
-    def __iter__(self) -> Iterator[EpochStats]:
-        return iter(self._records)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, History) and self._records == other._records
-
-    def __getattr__(self, name: str) -> list:
-        if name in History.COLUMNS:
-            return [getattr(r, name) for r in self._records]
-        raise AttributeError(f"'History' has no attribute {name!r}; columns are {', '.join(History.COLUMNS)}")
-
-    def append(self, record: EpochStats) -> None:
-        self._records.append(record)
-
-    def to_dict(self) -> dict[str, list]:
-        """Columns as plain lists: ``{"epoch": [...], "train_loss": [...], ...}``."""
-        return {name: [getattr(r, name) for r in self._records] for name in History.COLUMNS}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Sequence]) -> History:
-        """Inverse of :meth:`to_dict`."""
-        missing = [name for name in cls.COLUMNS if name not in data]
-        if missing:
-            raise ValueError(f"history dict lacks the column(s) {missing}; expected keys {list(cls.COLUMNS)}")
-        lengths = {len(data[name]) for name in cls.COLUMNS}
-        if len(lengths) != 1:
-            raise ValueError(f"history columns have different lengths {sorted(lengths)}")
-        n = lengths.pop()
-        return cls([EpochStats(**{name: data[name][i] for name in cls.COLUMNS}) for i in range(n)])
-
-    def plot(self):
-        """Draw loss, mIoU / pixel accuracy and learning rate per epoch; returns the matplotlib Figure."""
-        from .viz import plot_history
-
-        return plot_history(self)
-
-    def __repr__(self) -> str:
-        def fmt(value: float | None) -> str:
-            return "-" if value is None else f"{value:.4f}"
-
-        lines = [f"History({len(self)} epochs)", "epoch  train_loss  val_loss  val_miou  val_acc  lr        seconds"]
-        for r in self._records:
-            lines.append(f"{r.epoch:5d}  {fmt(r.train_loss):>10}  {fmt(r.val_loss):>8}  {fmt(r.val_miou):>8}  "
-                         f"{fmt(r.val_pixel_accuracy):>7}  {r.lr:<8.2e}  {r.seconds:7.2f}")
-        return "\n".join(lines)
+    def autocast(self):
+        """Mixed precision at ``amp_dtype``, or nothing."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
 
 
-# --------------------------------------------------------------------------------------- input checks
+def _run_eval(model: nn.Module, loader: DataLoader, loop: _Loop, name: str,
+              loss_fn: LossFn | None = None) -> tuple[float | None, Any]:
+    """Mean loss (if ``loss_fn``) and the metrics of :class:`segtutor.metrics.ConfusionMatrix` over ``loader``,
+    in eval mode without gradients (the model's mode is restored). Under DDP each rank scores its own shard with the
+    bare model (no collective per batch, so shards of unequal length are fine) and the sums are reduced at the end."""
+    from .metrics import ConfusionMatrix, SegmentationMetrics
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _model_config(model: nn.Module) -> dict | None:
-    config = getattr(model, "config", None)
-    return dict(config) if isinstance(config, Mapping) else None
-
-
-def _model_name(model: nn.Module) -> str:
-    config = _model_config(model) or {}
-    return str(config.get("name") or type(model).__name__)
-
-
-def _model_in_channels(model: nn.Module) -> int | None:
-    """The input channels the model expects: ``model.config["in_channels"]``, else its first Conv2d's."""
-    config = _model_config(model) or {}
-    if isinstance(config.get("in_channels"), int):
-        return int(config["in_channels"])
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    return None
+    matrix = ConfusionMatrix(loop.num_classes, ignore_index=loop.ignore_index)
+    total, count = 0.0, 0
+    with model_mode(model), torch.no_grad():
+        for index, x, y in loop.batches(loader, name):
+            with loop.autocast():
+                logits = forward_checked(model, x, name) if index == 0 else model(x)
+                if loss_fn is not None:
+                    total += float(loss_fn(logits, y)) * len(x)
+                    count += len(x)
+            if logits.shape[1] != loop.num_classes:
+                raise ValueError(f"{name}: the model outputs {logits.shape[1]} class channels but "
+                                 f"num_classes={loop.num_classes}")
+            matrix.update(logits.argmax(1), y)
+    if not loop.ctx.enabled:
+        return (total / count if loss_fn is not None else None), matrix.compute()
+    counts = distributed.all_reduce_sum(matrix.matrix.to(loop.device, copy=True), loop.ctx)
+    sums = distributed.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64, device=loop.device), loop.ctx)
+    mean_loss = float(sums[0] / sums[1]) if loss_fn is not None else None
+    return mean_loss, SegmentationMetrics.from_confusion(counts.cpu())
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
+def _make_scheduler(schedule: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int):
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    if schedule == "poly":  # DeepLab's "poly": lr · (1 − step / total)^0.9
+        return torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total_steps, power=0.9)
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    raise ValueError(f"unknown schedule {schedule!r}; expected 'onecycle', 'poly' or 'constant'")
 
 
-def _first_pair(name: str, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check that ``data`` is a non-empty dataset of ``(image (C, H, W) float, mask (H, W) int)`` pairs."""
-    if isinstance(data, DataLoader):
-        raise TypeError(f"{name} must be a Dataset of (image, mask) pairs, not a DataLoader: fit and evaluate build "
-                        "their own loader (pass batch_size=...)")
-    if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
-        raise TypeError(f"{name} must be a map-style Dataset of (image, mask) pairs (with __len__ and __getitem__), "
-                        f"got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError(f"{name} is empty (0 samples); expected a dataset of (image, mask) pairs")
-    item = data[0]
-    if not isinstance(item, (tuple, list)) or len(item) != 2:
-        raise TypeError(f"{name}[0] must be an (image, mask) pair, got {type(item).__name__}"
-                        + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""))
-    image, mask = item
-    if not isinstance(image, torch.Tensor) or not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{name}[0] must be a pair of tensors (image float (C, H, W), mask int64 (H, W)), "
-                        f"got ({type(image).__name__}, {type(mask).__name__})")
-    if image.ndim != 3 or not image.is_floating_point():
-        raise ValueError(f"{name}[0] image must be a float tensor of shape (C, H, W), got {image.dtype} "
-                         f"{tuple(image.shape)}" + ("; convert uint8 images with .float() / 255" if image.dtype == torch.uint8 else ""))
-    if mask.ndim != 2 or tuple(mask.shape) != tuple(image.shape[1:]):
-        raise ValueError(f"{name}[0] mask must have shape (H, W) = {tuple(image.shape[1:])} to match the image "
-                         f"{tuple(image.shape)}, got {tuple(mask.shape)}")
-    return image, mask
+def _live_curves():
+    from .viz import LiveCurves
+
+    return LiveCurves()
 
 
-def _check_channels(name: str, channels: int, model: nn.Module) -> None:
-    expected = _model_in_channels(model)
-    if expected is not None and channels != expected:
-        raise ValueError(f"{name} images have {channels} channel(s) but the model ({_model_name(model)}) expects "
-                         f"in_channels={expected}: images must be (C, H, W) with C={expected}")
+def _progress(enabled: bool, **kwargs: Any):
+    from tqdm.auto import tqdm
 
-
-def _check_batch(name: str, index: int, images: torch.Tensor, masks: torch.Tensor, num_classes: int,
-                 ignore_index: int | None) -> None:
-    """Cheap per-batch checks on the CPU copy, before anything reaches the device (no device-side asserts)."""
-    if masks.ndim != 3 or masks.shape[0] != images.shape[0] or tuple(masks.shape[1:]) != tuple(images.shape[2:]):
-        raise ValueError(f"{name} batch {index}: masks {tuple(masks.shape)} do not match images {tuple(images.shape)}; "
-                         "expected images (N, C, H, W) and masks (N, H, W)")
-    check_labels(masks, num_classes, ignore_index, name=f"{name} batch {index} masks")
-
-
-def _forward_checked(model: nn.Module, images: torch.Tensor, name: str) -> torch.Tensor:
-    """Run ``model`` and turn a channel mismatch or a wrongly shaped output into a clear error."""
-    try:
-        logits = model(images)
-    except RuntimeError as exc:
-        if "channels" in str(exc) or "size mismatch" in str(exc):
-            raise ValueError(f"{name}: the model ({_model_name(model)}) could not take images of shape "
-                             f"{tuple(images.shape)} ({exc}); check the channel count C of (N, C, H, W)") from exc
-        raise
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 4 or logits.shape[0] != images.shape[0] \
-            or tuple(logits.shape[2:]) != tuple(images.shape[2:]):
-        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"{name}: the model returned {got} for images {tuple(images.shape)}; a segmentation model "
-                         f"must return logits (N, K, H, W) = ({images.shape[0]}, K, {images.shape[2]}, {images.shape[3]}) "
-                         "at the input's resolution")
-    return logits
+    # at most ~2 redraws a second: each widget redraw is a kernel message, and a flood of them slows notebooks
+    return tqdm(disable=not enabled, mininterval=0.5, **kwargs)
 
 
 def _resolve_num_classes(model: nn.Module, num_classes: int | None, image: torch.Tensor, device: torch.device,
                          name: str) -> int:
     """Number of classes K = the model's output channels, found with one small forward pass (eval mode, no grad),
     which also checks that the model returns ``(N, K, H, W)`` at the input's resolution."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = _forward_checked(model, image[None].to(device), name)
-    finally:
-        model.train(was_training)
+    with model_mode(model), torch.no_grad():
+        logits = forward_checked(model, image[None].to(device), name)
     k = int(logits.shape[1])
-    if num_classes is not None and _check_positive_int("num_classes", num_classes) != k:
-        raise ValueError(f"num_classes={num_classes} but the model ({_model_name(model)}) outputs {k} class channels")
+    if num_classes is not None and check_int(num_classes, "num_classes") != k:
+        raise ValueError(f"num_classes={num_classes} but the model ({model_name(model)}) outputs {k} class channels")
     if k < 2:
         raise ValueError(f"the model outputs {k} class channel(s); segmentation with cross-entropy needs K >= 2 "
                          "(use K=2 for foreground/background)")
@@ -296,440 +428,15 @@ def _autocast_dtype(device: torch.device, amp: bool | None) -> torch.dtype | Non
     raise ValueError(f"amp=True is not supported on {device.type} by segtutor.train; use amp=False (or None)")
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-
-
 def _epoch_seeds(seed: int, epoch: int) -> tuple[int, int]:
     """Two independent 63-bit seeds for epoch ``epoch`` of a run seeded ``seed``: (global RNGs, shuffling)."""
     state = np.random.SeedSequence([seed, epoch]).generate_state(4, dtype=np.uint32)
     return (int(state[0]) << 31) ^ int(state[1]), (int(state[2]) << 31) ^ int(state[3])
 
 
-# ------------------------------------------------------------------------------------------ evaluation
-
-def _run_eval(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device,
-              ignore_index: int | None, amp_dtype: torch.dtype | None, channels_last: bool, name: str,
-              loss_fn: LossFn | None = None) -> tuple[float | None, Any]:
-    """Mean loss (if ``loss_fn``) and the metrics of :class:`segtutor.metrics.ConfusionMatrix` over ``loader``."""
-    from .metrics import ConfusionMatrix
-
-    matrix = ConfusionMatrix(num_classes, ignore_index=ignore_index)
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for index, (images, masks) in enumerate(loader):
-                _check_batch(name, index, images, masks, num_classes, ignore_index)
-                x = images.to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = masks.to(device, non_blocking=True).long()
-                with _autocast(device, amp_dtype):
-                    logits = _forward_checked(model, x, name) if index == 0 else model(x)
-                    if loss_fn is not None:
-                        total += float(loss_fn(logits, y)) * len(images)
-                        count += len(images)
-                if logits.shape[1] != num_classes:
-                    raise ValueError(f"{name}: the model outputs {logits.shape[1]} class channels but num_classes={num_classes}")
-                matrix.update(logits.argmax(1), y)
-    finally:
-        model.train(was_training)
-    return (total / count if loss_fn is not None else None), matrix.compute()
-
-
-def evaluate(model: nn.Module, data: Dataset, num_classes: int, *, device: str | torch.device | None = None,
-             ignore_index: int | None = None, batch_size: int = 32, amp: bool = False):
-    """Score ``model`` on ``data`` (a dataset of ``(image (C, H, W), mask (H, W))`` pairs).
-
-    Pixels are accumulated over the whole dataset into one ``(K, K)`` confusion matrix
-    (:class:`segtutor.metrics.ConfusionMatrix`, ``K = num_classes``), whose ``compute()`` result is returned
-    (``iou``, ``miou``, ``pixel_accuracy``, …). Runs in eval mode without gradients and restores the model's
-    train/eval mode. ``device=None`` runs where the model's parameters are; a device given moves the model there.
-    """
-    num_classes = _check_positive_int("num_classes", num_classes)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    image, mask = _first_pair("data", data)
-    _check_channels("data", image.shape[0], model)
-    check_labels(mask, num_classes, ignore_index, name="data[0] mask")
-    if device is None:
-        device = _model_device(model)
-    else:
-        device = get_device(device)
-        model.to(device)
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
-    channels_last = next((p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-                          for p in model.parameters() if p.ndim == 4), False)
-    _, result = _run_eval(model, loader, num_classes, device, ignore_index, _autocast_dtype(device, amp),
-                          channels_last, "data")
-    return result
-
-
-def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 64) -> torch.Tensor:
-    """Labels ``int64 (N, H, W)`` for images ``float (N, C, H, W)``; a single image ``(C, H, W)`` gives ``(H, W)``.
-
-    The argmax over the model's logits ``(N, K, H, W)``, computed in eval mode without gradients on the model's
-    device, in chunks of ``batch_size``; the model's train/eval mode is restored and the labels come back on
-    the device of ``images``.
-    """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor of shape (N, C, H, W) or (C, H, W), got {type(images).__name__}")
-    if images.ndim not in (3, 4):
-        raise ValueError(f"images must have shape (N, C, H, W) or a single (C, H, W), got {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"images must be floating point (N, C, H, W), got {images.dtype}"
-                        + ("; convert uint8 images with .float() / 255" if images.dtype == torch.uint8 else ""))
-    batch_size = _check_positive_int("batch_size", batch_size)
-    single = images.ndim == 3
-    batch = images[None] if single else images
-    _check_channels("predict", batch.shape[1], model)
-    device = _model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            labels = [_forward_checked(model, chunk.to(device), "predict").argmax(1).to(images.device)
-                      for chunk in batch.split(batch_size)]
-    finally:
-        model.train(was_training)
-    out = torch.cat(labels) if labels else torch.empty((0, *batch.shape[2:]), dtype=torch.long, device=images.device)
-    return out[0] if single else out
-
-
-# ------------------------------------------------------------------------------------------ checkpoints
-
-_PLAIN_SCALARS = (type(None), bool, int, float, str)  # exact types: subclasses (np.float64, TorchVersion) are refused
-
-
-def _check_plain(value: Any, where: str) -> None:
-    """Checkpoints hold only what ``torch.load(weights_only=True)`` can read back: plain containers,
-    numbers, strings and tensors."""
-    if type(value) in _PLAIN_SCALARS or isinstance(value, (torch.Tensor, torch.Size, torch.dtype)):
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, (str, int)):
-                raise TypeError(f"{where} has a key of type {type(key).__name__}; checkpoint dict keys must be str or int")
-            _check_plain(item, f"{where}[{key!r}]")
-        return
-    if type(value) in (list, tuple):
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]")
-        return
-    hint = " (use .tolist() or torch.from_numpy)" if isinstance(value, (np.ndarray, np.generic)) else ""
-    raise TypeError(f"{where} is a {type(value).__name__}: a checkpoint holds only dicts, lists, tuples, numbers, "
-                    f"strings and tensors, so that load_checkpoint can refuse to run code (weights_only=True){hint}")
-
-
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
-                    epoch: int | None = None, history: History | None = None, **extra: Any) -> Path:
-    """Write the model (its name, ``config`` and ``state_dict``), the optimizer state, ``epoch``, ``history``
-    and any plain ``extra`` values to ``path``, atomically.
-
-    The file is written to a temporary file in the same directory, flushed to disk, then renamed over
-    ``path`` (``os.replace``): a crash while saving leaves the previous checkpoint intact, never a half file.
-    Returns the path.
-    """
-    path = Path(path)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "model": {"name": _model_name(model), "class": type(model).__name__, "config": _model_config(model)},
-        "state_dict": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "epoch": epoch,
-        "history": history.to_dict() if isinstance(history, History) else history,
-        "extra": extra,
-        "torch_version": str(torch.__version__),
-    }
-    _check_plain(payload, "checkpoint")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable (POSIX; not possible on Windows)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return path
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def _read_checkpoint(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {str(path)!r}: the file does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"{str(path)!r} is a directory, not a checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "global" in str(exc).lower():  # a class or function to import: what pickled code execution needs
-            raise CheckpointError(
-                f"refused to load {str(path)!r}: it holds Python objects other than tensors and plain containers, "
-                "and unpickling those can run arbitrary code. segtutor loads with torch.load(weights_only=True); "
-                "only checkpoints written by save_checkpoint are accepted") from exc
-        raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint (torch.load could not read it: "
-                              f"{type(exc).__name__}: {exc})") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint (torch.load could not read it: "
-                              f"{type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        what = f"a {type(payload).__name__}" + (f" with keys {sorted(map(str, payload))[:8]}" if isinstance(payload, dict) else "")
-        raise CheckpointError(f"{str(path)!r} is not a segtutor checkpoint: it holds {what}, not the dict written by "
-                              "segtutor.train.save_checkpoint (a bare state_dict loads with model.load_state_dict)")
-    return payload
-
-
-def _describe(name: str, config: Mapping | None) -> str:
-    if not config:
-        return name
-    args = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "name")
-    return f"{name}({args})"
-
-
-def _apply_checkpoint(payload: dict, path: str | os.PathLike, model: nn.Module,
-                      optimizer: torch.optim.Optimizer | None) -> None:
-    saved = payload.get("model") or {}
-    saved_name, saved_config = str(saved.get("name")), saved.get("config")
-    name, config = _model_name(model), _model_config(model)
-    if saved_name != name or (saved_config is not None and config is not None and dict(saved_config) != config):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a {_describe(saved_name, saved_config)} model, but the "
-                              f"model given is a {_describe(name, config)}; build the same architecture "
-                              f"(segtutor.models.build_model) or load the checkpoint that matches this model")
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} ({_describe(saved_name, saved_config)}) does not fit the model "
-                              f"given ({_describe(name, config)}): {exc}") from exc
-    if optimizer is not None and payload.get("optimizer") is not None:
-        optimizer.load_state_dict(payload["optimizer"])
-
-
-def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and ``optimizer``), in place.
-
-    Returns the whole checkpoint dict (``epoch``, ``history`` as a plain dict — ``History.from_dict`` rebuilds it —,
-    ``extra``, …). Reading uses ``torch.load(weights_only=True)``: a file holding any other Python object is
-    refused without being executed. Raises :class:`FileNotFoundError` for a missing file and
-    :class:`CheckpointError` for a file that is not a checkpoint or was written for another architecture.
-    """
-    payload = _read_checkpoint(path)
-    _apply_checkpoint(payload, path, model, optimizer)
-    return payload
-
-
-# ---------------------------------------------------------------------------------------------- fit
-
-def _make_scheduler(schedule: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int):
-    if schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
-    if schedule == "poly":  # DeepLab's "poly": lr · (1 − step / total)^0.9
-        return torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total_steps, power=0.9)
-    if schedule == "constant":
-        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    raise ValueError(f"unknown schedule {schedule!r}; expected 'onecycle', 'poly' or 'constant'")
-
-
-def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None, *, loss: LossFn | None = None,
-        epochs: int, batch_size: int, lr: float = DEFAULT_LR, weight_decay: float = 1e-4,
-        schedule: str = "onecycle", device: str | torch.device | None = None, amp: bool | None = None,
-        channels_last: bool | None = None, progress: bool = True, seed: int = 0,
-        checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
-        ignore_index: int | None = None) -> History:
-    """Train ``model`` in place on ``train_data`` and return the :class:`History` of the run.
-
-    Datasets hold ``(image float (C, H, W), mask int (H, W))`` pairs; the model maps ``(N, C, H, W)`` to
-    logits ``(N, K, H, W)``. Optimiser: AdamW (``lr`` is the peak rate, ``weight_decay``) with a learning-rate
-    ``schedule`` stepped after every batch: ``"onecycle"`` (default: warm-up then cosine decay), ``"poly"``
-    (DeepLab's) or ``"constant"``. ``loss=None`` is cross-entropy (honouring ``ignore_index``); any
-    ``loss(logits (N, K, H, W), target (N, H, W)) -> scalar`` can be given, e.g. from :mod:`segtutor.losses`.
-
-    ``device`` defaults to :func:`segtutor.runtime.get_device`; the model is moved there. ``amp=None`` turns
-    mixed precision on for CUDA only (see the module docstring); ``channels_last=None`` likewise. With
-    ``val_data``, every epoch ends with the validation loss, mIoU and pixel accuracy
-    (:class:`segtutor.metrics.ConfusionMatrix`). ``progress`` shows tqdm bars. ``seed`` fixes shuffling and
-    every random draw during training (not the model's initial weights: seed before building the model); each
-    epoch reseeds Python's, NumPy's and torch's global generators from ``(seed, epoch)``.
-
-    ``checkpoint``: a path saved after every completed epoch. If the file exists when ``fit`` starts, training
-    resumes after its last completed epoch (weights, optimiser, schedule, history); a run that already finished
-    returns its history at once. The other arguments must match those of the run that wrote it.
-
-    Inputs are checked before any step: empty datasets, images whose channel count differs from the model's,
-    masks of the wrong shape, labels outside ``0..K-1`` (``K`` = the model's output channels) that are not
-    ``ignore_index``, and ``epochs`` / ``batch_size`` below 1 raise errors that say what was expected.
-    """
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    image, mask = _first_pair("train_data", train_data)
-    _check_channels("train_data", image.shape[0], model)
-    if val_data is not None:
-        val_image, val_mask = _first_pair("val_data", val_data)
-        _check_channels("val_data", val_image.shape[0], model)
-        if val_image.shape[0] != image.shape[0]:
-            raise ValueError(f"val_data images have {val_image.shape[0]} channels, train_data images {image.shape[0]}")
-
-    device = get_device(device)
-    amp_dtype = _autocast_dtype(device, amp)
-    if channels_last is None:
-        channels_last = device.type == "cuda"
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    k = _resolve_num_classes(model, num_classes, image, device, "train_data")
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
-                                     or 0 <= ignore_index < k):
-        raise ValueError(f"ignore_index must be an int outside the classes 0..{k - 1} (e.g. 255, the VOC/Cityscapes "
-                         f"void label), got {ignore_index!r}")
-    check_labels(mask, k, ignore_index, name="train_data[0] mask")
-    if val_data is not None:
-        check_labels(val_mask, k, ignore_index, name="val_data[0] mask")
-
-    if loss is None:
-        loss = nn.CrossEntropyLoss(ignore_index=-100 if ignore_index is None else ignore_index)
-    if isinstance(loss, nn.Module):
-        loss.to(device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and device.type == "cuda" else None
-
-    shuffle_generator = torch.Generator()
-    # The last, incomplete batch is dropped when there is at least one full batch: a batch of one image can
-    # break BatchNorm (one value per channel at the deepest level), and shuffling uses every image over epochs.
-    train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=shuffle_generator,
-                              num_workers=0, pin_memory=device.type == "cuda", drop_last=len(train_data) > batch_size)
-    val_loader = None if val_data is None else DataLoader(val_data, batch_size=batch_size, shuffle=False,
-                                                          num_workers=0, pin_memory=device.type == "cuda")
-    steps_per_epoch = len(train_loader)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = _make_scheduler(schedule, optimizer, float(lr), epochs * steps_per_epoch)
-    plan = {"epochs": epochs, "batch_size": batch_size, "lr": float(lr), "weight_decay": float(weight_decay),
-            "schedule": schedule, "seed": int(seed), "train_samples": len(train_data), "num_classes": k,
-            "ignore_index": ignore_index}
-
-    history = History()
-    if checkpoint is not None and Path(checkpoint).exists():
-        history = _resume(checkpoint, model, optimizer, scheduler, scaler, plan)
-
-    was_training = model.training
-    epoch_bar = _progress(progress, total=epochs, initial=len(history), desc="epochs", unit="epoch")
-    # one batch bar for the whole run, reset each epoch: every new notebook bar is a new widget on the page
-    batch_bar = _progress(progress, total=steps_per_epoch, unit="batch", leave=False)
-    try:
-        for epoch in range(len(history), epochs):
-            global_seed, shuffle_seed = _epoch_seeds(int(seed), epoch)
-            seed_everything(global_seed % 2**63)
-            shuffle_generator.manual_seed(shuffle_seed)
-            start = time.perf_counter()
-            train_loss, last_lr = _train_epoch(model, train_loader, loss, optimizer, scheduler, scaler, device,
-                                               amp_dtype, channels_last, k, ignore_index, batch_bar,
-                                               f"epoch {epoch + 1}/{epochs}")
-            val_loss = val_miou = val_acc = None
-            if val_loader is not None:
-                val_loss, result = _run_eval(model, val_loader, k, device, ignore_index, amp_dtype, channels_last,
-                                             "val_data", loss)
-                val_miou, val_acc = float(result.miou), float(result.pixel_accuracy)
-            history.append(EpochStats(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss, val_miou=val_miou,
-                                      val_pixel_accuracy=val_acc, lr=last_lr, seconds=time.perf_counter() - start))
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=history,
-                                fit={"plan": plan, "scheduler": scheduler.state_dict(),
-                                     "scaler": scaler.state_dict() if scaler is not None else None})
-            epoch_bar.update(1)
-            postfix = {"loss": f"{train_loss:.4f}"}
-            if val_miou is not None:
-                postfix["val_mIoU"] = f"{val_miou:.3f}"
-            epoch_bar.set_postfix(postfix)
-    finally:
-        batch_bar.close()
-        epoch_bar.close()
-        model.train(was_training)
-    return history
-
-
-def _progress(enabled: bool, **kwargs: Any):
-    from tqdm.auto import tqdm
-
-    # at most ~2 redraws a second: each widget redraw is a kernel message, and a flood of them slows notebooks
-    return tqdm(disable=not enabled, mininterval=0.5, **kwargs)
-
-
-def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, scaler: Any, device: torch.device, amp_dtype: torch.dtype | None,
-                 channels_last: bool, num_classes: int, ignore_index: int | None, bar: Any,
-                 desc: str) -> tuple[float, float]:
-    """One pass over ``loader``, counted on ``bar`` (a tqdm bar, possibly disabled); returns (mean training loss
-    per image, learning rate of the last step)."""
-    model.train()
-    total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per batch
-    count, last_lr = 0, optimizer.param_groups[0]["lr"]
-    refresh = max(1, len(loader) // 20)
-    bar.reset(total=len(loader))
-    bar.set_description(desc, refresh=False)
-    for index, (images, masks) in enumerate(loader):
-        _check_batch("train_data", index, images, masks, num_classes, ignore_index)
-        x = images.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = masks.to(device, non_blocking=True).long()
-        with _autocast(device, amp_dtype):
-            try:
-                logits = model(x)
-            except ValueError as exc:
-                if "more than 1 value per channel" not in str(exc):
-                    raise
-                raise ValueError(f"{desc}, batch {index}: {len(images)} image(s) of {tuple(images.shape[2:])} px leave "
-                                 "one value per channel at the model's deepest level, and BatchNorm cannot train on "
-                                 "that; use batch_size >= 2 (and at least 2 training images) or larger images") from exc
-            loss = loss_fn(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        last_lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        total += loss.detach().double() * len(images)
-        count += len(images)
-        if not bar.disable and (index % refresh == 0 or index == len(loader) - 1):
-            # the loss sum stays on the device; read it only when the bar will show it (a sync)
-            bar.set_postfix(loss=f"{total.item() / count:.4f}", refresh=False)
-        bar.update(1)             # redraws at most every mininterval seconds, postfix included
-    bar.refresh()
-    mean = total.item() / count
-    if not math.isfinite(mean):
-        raise FloatingPointError(f"training loss became {mean} ({desc}); lower the learning rate (lr), check the "
-                                 "inputs for NaN, or use amp=False")
-    return mean, float(last_lr)
-
-
 def _resume(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
             scaler: Any, plan: dict) -> History:
-    payload = _read_checkpoint(path)
+    payload = read_checkpoint(path)
     state = (payload.get("extra") or {}).get("fit")
     if not isinstance(state, dict) or "plan" not in state:
         raise CheckpointError(f"checkpoint {str(path)!r} was not written by fit, so fit cannot resume from it; "
@@ -740,7 +447,7 @@ def _resume(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Op
         details = ", ".join(f"{key}: checkpoint {old!r} vs now {new!r}" for key, (old, new) in differ.items())
         raise CheckpointError(f"checkpoint {str(path)!r} belongs to a different fit ({details}); resume with the same "
                               "arguments, or pass a new checkpoint path to start over")
-    _apply_checkpoint(payload, path, model, optimizer)
+    apply_checkpoint(payload, path, model, optimizer)
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler") is not None:
         scaler.load_state_dict(state["scaler"])
@@ -749,3 +456,11 @@ def _resume(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Op
         raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: epoch={payload.get('epoch')} but its history "
                               f"has {len(history)} epochs")
     return history
+
+
+if __name__ == "__main__":  # python -m segtutor.train ...: the command-line entry point (segtutor/cli.py)
+    import sys
+
+    from segtutor.cli import main
+
+    sys.exit(main())

@@ -8,6 +8,7 @@ matrix) and ``06_end_to_end.ipynb`` (prediction grids, failure cases, training c
 - :func:`overlay` blends a coloured mask over an image and returns the RGB array.
 - :func:`show_batch`, :func:`plot_history`, :func:`plot_confusion_matrix`, :func:`show_feature_maps` each
   return a :class:`matplotlib.figure.Figure`.
+- :class:`LiveCurves` redraws :func:`plot_history` in place while ``fit`` trains (``fit(progress="curves")``).
 
 The figures are made with ``matplotlib.figure.Figure`` directly, not through ``pyplot``: nothing is shown
 behind your back (no duplicate pictures) and nothing piles up in pyplot's list of open figures. In Jupyter a
@@ -16,10 +17,11 @@ figure appears when the call is the last expression of a cell (or with ``display
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import io
+import math
 
 import numpy as np
 import torch
@@ -27,9 +29,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from torch import nn
 
+from ._validation import check_int
 from .data.palette import colorize
+from .history import History
+from .runtime import model_mode
 
-__all__ = ["colorize", "figure", "to_png", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps"]
+__all__ = ["colorize", "figure", "to_png", "overlay", "show_batch", "plot_history", "plot_confusion_matrix", "show_feature_maps",
+           "LiveCurves"]
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -148,8 +154,7 @@ def show_batch(images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor | 
     ``(N, K, H, W)`` (argmax-ed); the first ``n`` samples are drawn. Each prediction's title gives that
     image's mIoU (:func:`segtutor.metrics.mean_iou`), which makes failure cases easy to spot.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n")
     image_array = _to_numpy(images, "images")
     if image_array.ndim != 4:
         raise ValueError(f"images must have shape (N, C, H, W), got {image_array.shape}")
@@ -193,9 +198,6 @@ def show_batch(images: torch.Tensor, masks: torch.Tensor, preds: torch.Tensor | 
 
 # -------------------------------------------------------------------------------------- plot_history
 
-_HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "val_pixel_accuracy", "lr")
-
-
 def _history_columns(history: Any) -> dict[str, list]:
     if hasattr(history, "to_dict"):
         history = history.to_dict()
@@ -203,7 +205,7 @@ def _history_columns(history: Any) -> dict[str, list]:
         columns = {k: list(v) for k, v in history.items()}
     elif isinstance(history, Sequence):
         rows = [r if isinstance(r, Mapping) else vars(r) for r in history]
-        columns = {k: [r.get(k) for r in rows] for k in _HISTORY_COLUMNS}
+        columns = {k: [r.get(k) for r in rows] for k in History.COLUMNS}
     else:
         raise TypeError(f"history must be a segtutor.train.History, a dict of columns or a list of epochs, "
                         f"got {type(history).__name__}")
@@ -211,7 +213,7 @@ def _history_columns(history: Any) -> dict[str, list]:
         raise ValueError(f"history has no 'train_loss' column (got {sorted(columns)})")
     n = len(columns["train_loss"])
     columns.setdefault("epoch", list(range(1, n + 1)))
-    for key in _HISTORY_COLUMNS:
+    for key in History.COLUMNS:
         columns.setdefault(key, [None] * n)
     return columns
 
@@ -355,8 +357,7 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
     name and output shape ``(C_l, H_l, W_l)``; column = one of the ``n`` channels with the largest mean
     ``|activation|``, titled with its channel index.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n")
     if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4) or (image.ndim == 4 and image.shape[0] != 1):
         got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image must be a tensor (C, H, W) or (1, C, H, W), got {got}")
@@ -374,15 +375,12 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
 
     handles = [module.register_forward_hook(hook(name)) for name, module in layers]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with model_mode(model), torch.no_grad():
             model(batch.to(device))
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
 
     maps = []
     for name, _ in layers:
@@ -413,3 +411,62 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer_names: Any = 
             ax.set_title(f"ch {channel}", fontsize=8)
         axes[row, 0].set_ylabel(f"{name}\n{tuple(fmap.shape)}", fontsize=8)
     return fig
+
+
+# ------------------------------------------------------------------------------ LiveCurves
+
+class LiveCurves:
+    """Training curves that redraw in the notebook while :func:`segtutor.train.fit` runs.
+
+    ``fit(..., progress="curves")`` makes one, or pass your own as ``fit(..., on_epoch=LiveCurves())``: fit calls
+    it with the :class:`~segtutor.history.History` after every epoch and calls :meth:`close` at the end. Each
+    redraw is :func:`plot_history` sent as one PNG through one IPython display handle (the same output area,
+    updated in place), and redraws are at least ``min_interval`` seconds apart, so a run sends at most about
+    ``duration / min_interval + 2`` display messages whatever its number of epochs; :meth:`close` draws the
+    final epoch if the last one was skipped. Outside IPython nothing is drawn.
+    """
+
+    def __init__(self, min_interval: float = 1.0, *, clock: Callable[[], float] | None = None) -> None:
+        if not isinstance(min_interval, (int, float)) or isinstance(min_interval, bool) or not min_interval >= 0:
+            raise ValueError(f"min_interval must be a number of seconds >= 0, got {min_interval!r}")
+        import time
+
+        self.min_interval = float(min_interval)
+        self._clock = clock or time.monotonic
+        self._handle: Any = None
+        self._last_draw = -math.inf
+        self._pending: Any = None
+        self.redraws = 0
+
+    def _show(self, png: bytes) -> None:
+        try:
+            from IPython import get_ipython
+            from IPython.display import Image, display
+        except ImportError:  # plain Python without IPython
+            return
+        if get_ipython() is None:
+            return
+        if self._handle is None:
+            self._handle = display(Image(png), display_id=True)
+        else:
+            self._handle.update(Image(png))
+
+    def draw(self, history: Any) -> bytes:
+        """Render ``history`` now (one PNG, also returned) and show it."""
+        fig = plot_history(history)
+        png = to_png(fig)
+        self._show(png)
+        self._last_draw, self._pending = self._clock(), None
+        self.redraws += 1
+        return png
+
+    def __call__(self, history: Any) -> None:
+        if self._clock() - self._last_draw >= self.min_interval:
+            self.draw(history)
+        else:
+            self._pending = history
+
+    def close(self) -> None:
+        """Draw the last history if its redraw was skipped."""
+        if self._pending is not None:
+            self.draw(self._pending)

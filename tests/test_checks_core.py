@@ -68,3 +68,25 @@ def test_solution_or_reference(capsys):
     assert capsys.readouterr().out == ""
     assert checks.solution_or_reference(bad, reference, check, name="double") is reference
     assert "reference `double`" in capsys.readouterr().out
+
+
+def _check_submodules():
+    import importlib
+    import pkgutil
+
+    return {info.name: importlib.import_module(f"segtutor.checks.{info.name}")
+            for info in pkgutil.iter_modules(checks.__path__) if not info.name.startswith("_")}
+
+
+def test_every_submodule_check_is_re_exported_by_name_and_none_collides():
+    owners: dict[str, str] = {}
+    for name, module in _check_submodules().items():
+        for public in module.__all__:
+            assert public not in owners, f"{public} is defined by checks.{owners[public]} and checks.{name}"
+            owners[public] = name
+            assert public in checks.__all__, f"checks.{name}.{public} is not re-exported in segtutor/checks/__init__.py"
+            assert getattr(checks, public) is getattr(module, public), f"checks.{public} is not checks.{name}.{public}"
+    assert len(checks.__all__) == len(set(checks.__all__)), "a name is listed twice in checks.__all__"
+    assert set(checks.__all__) - set(owners) == {"CheckFailed", "fail", "passed", "call_student", "check_close",
+                                                  "check_equal", "check_shape", "solution_or_reference",
+                                                  "DEFAULT_TIME_LIMIT"}

@@ -232,8 +232,8 @@ def _link(name: str, target: str) -> tarfile.TarInfo:
     (_file("../evil.txt"), "'..'"),
     (_file("VOCdevkit/VOC2012/../../../evil.txt"), "'..'"),
     (_file("/tmp/evil.txt"), "absolute path"),
-    (_link("VOCdevkit/VOC2012/escape", "../../../etc/passwd"), "outside the archive"),
-    (_link("VOCdevkit/VOC2012/abs", "/etc/passwd"), "outside the archive"),
+    (_link("VOCdevkit/VOC2012/escape", "../../../etc/passwd"), "symbolic link"),
+    (_link("VOCdevkit/VOC2012/abs", "/etc/passwd"), "symbolic link"),
 ])
 def test_malicious_members_are_rejected(member, reason, tmp_path) -> None:
     archive = _tar_with(_file("VOCdevkit/VOC2012/ok.txt"), member)

@@ -418,3 +418,50 @@ def test_boundary_band_bad_input():
         M.boundary_band(torch.zeros(4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         M.boundary_band(torch.zeros(1, 4, 4))
+
+
+# ------------------------------------------------------------------------------------------ boundary_contrast
+
+def test_boundary_contrast_by_hand():
+    # one row: pairs (0.0, 0.5) inside a region (step 0.5) and (0.5, 2.5) across the boundary (step 2.0)
+    images = torch.tensor([[[[0.0, 0.5, 2.5]]]])
+    masks = torch.tensor([[[0, 0, 1]]])
+    assert M.boundary_contrast(images, masks) == pytest.approx(2.0 / 0.5)
+    # two channels, 2x2: steps are summed over channels; horizontal and vertical pairs both count
+    images = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]], [[0.0, 1.0], [0.5, 1.0]]]])
+    masks = torch.tensor([[[0, 1], [0, 1]]])
+    across = [1.0 + 1.0, 1.0 + 0.5]              # (0,0)-(0,1) and (1,0)-(1,1)
+    inside = [0.0 + 0.5, 0.0 + 0.0]              # (0,0)-(1,0) and (0,1)-(1,1)
+    assert M.boundary_contrast(images, masks) == pytest.approx((sum(across) / 2) / (sum(inside) / 2))
+
+
+def test_boundary_contrast_tells_shapes_from_noise():
+    from segtutor.data import SyntheticShapes
+
+    images, masks = SyntheticShapes(16, 48, 4, seed=0).tensors()
+    noise = torch.rand(images.shape, generator=torch.Generator().manual_seed(0))
+    assert M.boundary_contrast(images, masks) > 2.0
+    assert M.boundary_contrast(noise, masks) == pytest.approx(1.0, abs=0.05)
+
+
+def test_boundary_contrast_refuses_bad_input():
+    with pytest.raises(ValueError, match=r"images must be a float tensor \(N, C, H, W\)"):
+        M.boundary_contrast(torch.zeros(3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"masks must be integer labels \(N, H, W\) = \(1, 4, 4\)"):
+        M.boundary_contrast(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least one boundary"):
+        M.boundary_contrast(torch.rand(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
+
+
+def test_notebook_00_derives_the_package_boundary_contrast():
+    """00_task_and_data.ipynb teaches boundary_contrast by writing it; its version must be the package's."""
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "00_task_and_data.ipynb").read_text())
+    cell = next("".join(c["source"]) for c in nb["cells"] if "def boundary_contrast(" in "".join(c["source"]))
+    namespace = {"torch": torch}
+    exec(cell.split("\n\n\n")[0], namespace)     # the function definition only
+    images, masks = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.zeros(2, 8, 8).long()
+    masks[:, 2:6, 3:7] = 1
+    assert namespace["boundary_contrast"](images, masks) == pytest.approx(M.boundary_contrast(images, masks), rel=1e-12)

@@ -93,3 +93,17 @@ def test_execute_course_writes_executed_notebook_and_html(tmp_path):
     assert "".join(executed["cells"][1]["outputs"][0]["text"]) == "42\n"
     assert "42" in (dest / "tiny.html").read_text()
     assert not (dest / "broken.ipynb").exists()
+
+
+def test_one_problems_report_covers_outputs_and_exercise_metadata():
+    """tools/notebooks.py and tools/assignments.py share ONE problems(): each rule set is reported by both."""
+    from tools import assignments  # importable: loading tools/notebooks.py put the repository root on sys.path
+
+    nb = nbtool.load(ROOT / "tests" / "fixtures" / "assignment_demo.ipynb")
+    assert nbtool.problems(nb, "demo.ipynb") == []
+    check = next(c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("grade"))
+    check["metadata"]["nbgrader"]["locked"] = False            # an exercise-metadata rule
+    nb["cells"].append(_cell("print(42)", [STREAM], 7))         # an output-convention rule
+    for report in (nbtool.problems, assignments.problems):
+        found = "\n".join(report(nb, "demo.ipynb"))
+        assert "must be locked" in found and "stored output or execution_count without" in found, found

@@ -93,3 +93,20 @@ def test_environment_report_names_device_and_budget():
     assert report["torch"] == torch.__version__
     assert report["budget"] == "ci"
     assert report["device"] in {"cpu", "cuda", "mps"}
+
+
+@pytest.mark.parametrize("start", [True, False])
+@pytest.mark.parametrize("inside", [True, False])
+def test_model_mode_sets_the_mode_and_restores_it_even_on_error(start, inside):
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout())
+    model.train(start)
+    with runtime.model_mode(model, training=inside) as same:
+        assert same is model
+        assert model.training is inside and model[1].training is inside
+    assert model.training is start and model[1].training is start
+    with pytest.raises(RuntimeError, match="boom"):
+        with runtime.model_mode(model, training=inside):
+            raise RuntimeError("boom")
+    assert model.training is start and model[1].training is start
+    with runtime.model_mode(model):          # the default is eval mode
+        assert not model.training

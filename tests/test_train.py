@@ -186,9 +186,9 @@ def test_fit_amp_on_cpu_uses_bfloat16(data):
 
 def test_fit_rejects_bad_arguments(data):
     model = tiny("fcn8s")
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
         fit(model, data[0], epochs=0, batch_size=4, progress=False, device="cpu")
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         fit(model, data[0], epochs=1, batch_size=0, progress=False, device="cpu")
     with pytest.raises(TypeError, match="epochs must be a positive int"):
         fit(model, data[0], epochs=1.5, batch_size=4, progress=False, device="cpu")

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.notebooks import load, notebook_paths, source, tags  # noqa: E402
+from tools.notebooks import load, notebook_paths, problems, source, tags  # noqa: E402  (problems: the one report)
 
 SCHEMA_VERSION = 3
 #: Per-cell time limit of autograding, in seconds. The grading kernels train at the `ci` budget, where the
@@ -78,10 +78,11 @@ def _region_problems(text: str, begin: str, end: str) -> str | None:
     return f"'{begin}' without '{end}'" if inside else None
 
 
-def problems(nb: dict[str, Any], name: str) -> list[str]:
+def exercise_problems(nb: dict[str, Any], name: str) -> list[str]:
     """Every way the exercise metadata of one notebook breaks COURSE.md §5, one line each.
 
-    Cross-notebook uniqueness of grade ids is checked by :func:`validate`.
+    Part of ``tools.notebooks.problems`` (re-exported here as :func:`problems`), the one report of a
+    notebook's problems. Cross-notebook uniqueness of grade ids is checked by :func:`validate`.
     """
     from nbformat import from_dict
     from nbgrader.nbgraderformat import MetadataValidator, ValidationError
@@ -156,7 +157,8 @@ def problems(nb: dict[str, Any], name: str) -> list[str]:
 
 
 def validate(paths: Iterable[str | Path]) -> list[str]:
-    """:func:`problems` of every notebook under ``paths``, plus grade ids used by more than one notebook."""
+    """:func:`problems` of every notebook under ``paths`` (output convention and exercise metadata), plus grade
+    ids used by more than one notebook."""
     found: list[str] = []
     owner: dict[str, str] = {}
     for path in notebook_paths([str(p) for p in paths]):

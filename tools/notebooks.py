@@ -9,6 +9,10 @@
 
 Convention: notebooks are committed unexecuted, except cells tagged `nbval-check-output` whose output is a
 deterministic part of the lesson; `pytest --nbval` compares those and only runs the others.
+
+`problems()` is the one report of what is wrong with a notebook: the output convention above
+(`output_problems`) and the exercise metadata of COURSE.md §5 (`tools.assignments.exercise_problems`);
+`check` and `tools/assignments.py validate` both use it.
 """
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 TAG = "nbval-check-output"
 VOLATILE_CELL_METADATA = ("execution", "scrolled", "collapsed", "ExecuteTime")
@@ -61,7 +69,15 @@ def source(cell: dict[str, Any]) -> str:
 
 
 def problems(nb: dict[str, Any], name: str) -> list[str]:
-    """Every way ``nb`` breaks the convention, one line each."""
+    """Every way ``nb`` breaks the course's notebook rules, one line each: the output convention
+    (:func:`output_problems`), then the exercise metadata (``tools.assignments.exercise_problems``)."""
+    from tools.assignments import exercise_problems  # imported here: tools.assignments imports this module
+
+    return output_problems(nb, name) + exercise_problems(nb, name)
+
+
+def output_problems(nb: dict[str, Any], name: str) -> list[str]:
+    """Every way ``nb`` breaks the output convention (COURSE.md §6), one line each."""
     found = []
     if "widgets" in nb.get("metadata", {}):
         found.append(f"{name}: notebook metadata stores widget state; run `tools/notebooks.py clean`")

@@ -2,27 +2,30 @@
 
 A check raises :class:`CheckFailed` with three things a student can act on: what was expected, what
 came back, and a hint. Each notebook's checks live in a submodule named after its topic
-(``checks/fcn.py`` for ``01_fcn.ipynb``, …); every public name of those submodules is re-exported here,
-so notebooks write ``from segtutor import checks; checks.check_bilinear_kernel(my_fn)``.
+(``checks/fcn.py`` for ``01_fcn.ipynb``, …); every public name of those submodules is re-exported here by
+an explicit import (a name two submodules define cannot silently replace the other), so notebooks write
+``from segtutor import checks; checks.check_bilinear_kernel(my_fn)``.
 
 When an exercise is unfinished, later cells should not all break: :func:`solution_or_reference`
 returns the student's function when its check passes and segtutor's reference otherwise, and says so.
 """
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 from typing import Any, Callable, NoReturn, TypeVar
 
 import numpy as np
 import torch
+
+from . import _limits
+from ._limits import DEFAULT_TIME_LIMIT
 
 __all__ = [
     "CheckFailed",
     "fail",
     "passed",
     "call_student",
+    "DEFAULT_TIME_LIMIT",
     "check_close",
     "check_equal",
     "check_shape",
@@ -66,11 +69,26 @@ def passed(exercise: str, detail: str = "") -> None:
 
 
 def call_student(exercise: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a student's function; an unfinished stub or a crash becomes a readable :class:`CheckFailed`."""
+    """Call a student's function; an unfinished stub, a crash, a hang or a ``sys.exit()`` becomes a readable
+    :class:`CheckFailed`.
+
+    The call may take ``SEGTUTOR_CHECK_TIME_LIMIT`` seconds (default :data:`DEFAULT_TIME_LIMIT`, 60; ``0``: no
+    limit); see :mod:`segtutor.checks._limits` for how it is stopped. ``KeyboardInterrupt`` still interrupts.
+    """
     if not callable(fn):
         fail(exercise, expected="a function", got=f"{type(fn).__name__}", hint="pass the function itself, not its result")
+    seconds = _limits.time_limit_seconds()
     try:
-        return fn(*args, **kwargs)
+        with _limits.time_limit(seconds):
+            return fn(*args, **kwargs)
+    except _limits.TimeLimitExceeded:
+        fail(exercise, expected=f"a result within the time limit of {seconds:g} s",
+             got=f"still running after {seconds:g} s (stopped)",
+             hint="look for a loop that never ends (a `while` whose condition never changes, an index never "
+                  f"increased); a slow but correct function can get more time: SEGTUTOR_CHECK_TIME_LIMIT=<seconds>")
+    except SystemExit as exc:  # sys.exit() / exit() in a grader would end grading, with status 0 for exit(0)
+        fail(exercise, expected="a value", got=f"SystemExit({exc.code!r}): the function called sys.exit() or exit()",
+             hint="return the result instead of calling sys.exit(); a check must not end the program")
     except NotImplementedError:
         fail(exercise, expected="a finished implementation", got="NotImplementedError (the exercise is not done yet)",
              hint="replace `raise NotImplementedError()` with your code")
@@ -138,14 +156,29 @@ def solution_or_reference(student: F, reference: F, check: Callable[[F], None], 
     return student
 
 
-def _export_submodules() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for public in getattr(module, "__all__", ()):
-            globals()[public] = getattr(module, public)
-            __all__.append(public)
+# Each notebook's checks, re-exported by name. Explicit imports, so that a name defined in two submodules is an
+# error someone sees (tests/test_checks_core.py checks this list against every submodule's __all__), never one
+# silently replacing the other. They come last: the submodules import the helpers above from this package.
+from .task import check_mask_to_boxes  # noqa: E402  (00_task_and_data)
+from .fcn import (check_bilinear_kernel, check_conv_matrix, check_upsample_transpose,  # noqa: E402  (01_fcn)
+                  conv_matrix_reference)
+from .unet import check_unet_level_shapes, check_up_forward, unet_level_shapes_reference  # noqa: E402  (02_unet)
+from .deeplab import atrous_conv1d_reference, check_atrous_conv1d  # noqa: E402  (03_deeplab)
+from .losses import check_dice_loss, check_focal_loss  # noqa: E402  (04_losses)
+from .metrics import check_confusion_matrix, check_iou_from_confusion  # noqa: E402  (05_metrics)
+from .end_to_end import (check_evaluate_by_hand, check_worst_images, evaluate_by_hand_reference,  # noqa: E402
+                         worst_images_reference)  # (06_end_to_end)
+from .real_data import check_labelids_to_trainids, labelids_to_trainids_reference  # noqa: E402  (07_real_data)
+from .scaling import check_shard, shard_reference  # noqa: E402  (09_scaling_out)
 
-
-_export_submodules()
+__all__ += [
+    "check_mask_to_boxes",
+    "check_bilinear_kernel", "check_upsample_transpose", "check_conv_matrix", "conv_matrix_reference",
+    "check_unet_level_shapes", "unet_level_shapes_reference", "check_up_forward",
+    "atrous_conv1d_reference", "check_atrous_conv1d",
+    "check_dice_loss", "check_focal_loss",
+    "check_confusion_matrix", "check_iou_from_confusion",
+    "check_evaluate_by_hand", "check_worst_images", "evaluate_by_hand_reference", "worst_images_reference",
+    "check_labelids_to_trainids", "labelids_to_trainids_reference",
+    "check_shard", "shard_reference",
+]

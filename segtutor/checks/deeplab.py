@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .._validation import check_int
 from . import _as_tensor, call_student, check_close, check_shape, fail, passed
 
 __all__ = ["atrous_conv1d_reference", "check_atrous_conv1d"]
@@ -23,8 +24,7 @@ def atrous_conv1d_reference(x: torch.Tensor, w: torch.Tensor, r: int) -> torch.T
     """``y[i] = sum_k x[i + r k] w[k]`` for 1-D ``x (N,)``, ``w (K,)``: ``(N - r (K - 1),)``, by ``F.conv1d``."""
     if x.ndim != 1 or w.ndim != 1:
         raise ValueError(f"x and w must be 1-D tensors (N,) and (K,), got shapes {tuple(x.shape)} and {tuple(w.shape)}")
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise ValueError(f"the rate r must be a positive int, got {r!r}")
+    r = check_int(r, "the rate r")
     if r * (w.numel() - 1) + 1 > x.numel():
         raise ValueError(f"a kernel of {w.numel()} taps at rate {r} spans {r * (w.numel() - 1) + 1} samples, "
                          f"more than the {x.numel()} of x")

@@ -19,6 +19,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .._validation import check_int
+from ..runtime import model_mode
 from . import call_student, check_close, fail, passed
 
 __all__ = [
@@ -87,14 +89,11 @@ def _per_batch_mean(model: nn.Module, data: Any, num_classes: int, batch_size: i
 
     images = torch.stack([data[i][0] for i in range(len(data))])
     masks = torch.stack([data[i][1] for i in range(len(data))])
-    was_training = model.training
-    model.eval()
     scores = []
-    with torch.no_grad():
+    with model_mode(model), torch.no_grad():
         for x, y in zip(images.split(batch_size), masks.split(batch_size)):
             pred = model(x).argmax(1)
             scores.append(source_style_miou(pred, y, num_classes) if source_style else mean_iou(pred, y, num_classes))
-    model.train(was_training)
     return sum(scores) / len(scores)
 
 
@@ -166,8 +165,7 @@ def worst_images_reference(per_image_scores: Any, k: int) -> torch.Tensor:
     scores = torch.as_tensor(per_image_scores).detach().cpu()
     if scores.ndim != 1:
         raise ValueError(f"per_image_scores must be one score per image, shape (N,), got {tuple(scores.shape)}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"k must be a non-negative int, got {k!r}")
+    k = check_int(k, "k", minimum=0)
     scores = scores.double()
     valid = torch.nonzero(~scores.isnan()).flatten()
     order = torch.argsort(scores[valid], stable=True)

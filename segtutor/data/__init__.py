@@ -5,6 +5,8 @@
 - :class:`VOCSegmentation`, :class:`CityscapesSegmentation`, :func:`download`, :func:`make_fake_voc`,
   :func:`make_fake_cityscapes` and the submodule :mod:`segtutor.data.transforms` — real data
   (``07_real_data.ipynb``); these are imported on first use, so ``import segtutor.data`` stays light.
+- :class:`CamVid`, :data:`CAMVID_CLASSES`, :func:`download_camvid`, :func:`make_fake_camvid`,
+  :func:`camvid_or_standin` — real road-scene photographs (module :mod:`segtutor.data.camvid`), also lazy.
 """
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ _LAZY = {
     "download": "fetch",
     "make_fake_voc": "fake",
     "make_fake_cityscapes": "fake",
+    "CamVid": "camvid",
+    "CAMVID_CLASSES": "camvid",
+    "download_camvid": "camvid",
+    "make_fake_camvid": "camvid",
+    "camvid_or_standin": "camvid",
 }
 _LAZY_SUBMODULES = ("transforms",)
 

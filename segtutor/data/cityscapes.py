@@ -11,19 +11,19 @@ The masks store the 34 *label ids* of the full annotation protocol; benchmarks t
 to 255 and is ignored. The mapping is one table lookup for the whole image: ``LABEL_TO_TRAIN[label_ids]``.
 
 Cityscapes cannot be downloaded without an account: register at https://www.cityscapes-dataset.com and
-unpack the two archives into one folder.
+unpack the two archives into one folder. Files are read, and items built, by :mod:`segtutor.data.io`
+(:class:`~segtutor.data.io.ImageMaskFiles`), shared with VOC.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from .voc import read_image, read_label_png
+from .._validation import is_int
+from .io import ImageMaskFiles, Transform, read_label_png
 
 __all__ = [
     "CITYSCAPES_CLASSES",
@@ -70,13 +70,10 @@ for _train_id, _label_id, _, _ in _TRAIN_CLASSES:
 CITYSCAPES_PALETTE = np.array([color for _, _, _, color in _TRAIN_CLASSES], dtype=np.uint8)
 CITYSCAPES_PALETTE.setflags(write=False)
 
-Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
 
 def cityscapes_palette(num_entries: int = 256) -> np.ndarray:
     """The official train-id colours as ``uint8 (num_entries, 3)``; rows past 18 (incl. 255, ignored) are black."""
-    if not isinstance(num_entries, (int, np.integer)) or isinstance(num_entries, bool) \
-            or not len(CITYSCAPES_PALETTE) <= num_entries <= 256:
+    if not is_int(num_entries) or not len(CITYSCAPES_PALETTE) <= num_entries <= 256:
         raise ValueError(f"num_entries must be an int in {len(CITYSCAPES_PALETTE)}..256, got {num_entries!r}")
     palette = np.zeros((num_entries, 3), dtype=np.uint8)
     palette[: len(CITYSCAPES_PALETTE)] = CITYSCAPES_PALETTE
@@ -108,7 +105,7 @@ def find_cityscapes_root(root: str | os.PathLike) -> Path:
         "from https://www.cityscapes-dataset.com and unpack both into one folder")
 
 
-class CityscapesSegmentation(Dataset):
+class CityscapesSegmentation(ImageMaskFiles):
     """A Cityscapes split (fine annotations) as a ``Dataset`` of ``(image, mask)`` with the 19 train ids.
 
     Args:
@@ -120,6 +117,7 @@ class CityscapesSegmentation(Dataset):
     (ignored). The official ``test`` masks are empty (all ignored): evaluate on ``val``.
     """
 
+    dataset_name = "Cityscapes"
     classes: tuple[str, ...] = CITYSCAPES_CLASSES
     num_classes: int = len(CITYSCAPES_CLASSES)
     ignore_index: int = 255
@@ -149,26 +147,13 @@ class CityscapesSegmentation(Dataset):
         stem = image.name[: -len("_leftImg8bit.png")]
         return self.root / "gtFine" / self.split / image.parent.name / f"{stem}_gtFine_labelIds.png"
 
-    def __len__(self) -> int:
-        return len(self.images)
+    def image_path(self, index: int) -> Path:
+        return self.images[index]
+
+    def mask_path(self, index: int) -> Path:
+        return self.masks[index]
 
     def load_mask(self, index: int) -> torch.Tensor:
         """The mask of item ``index`` in train ids, ``int64 (H, W)``; no transforms applied."""
         label_ids = read_label_png(self.masks[index], "L", what="Cityscapes labelIds mask")
         return label_ids_to_train_ids(torch.from_numpy(label_ids))
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} {self.split} images")
-        index %= len(self)
-        image = read_image(self.images[index])
-        mask = self.load_mask(index)
-        if tuple(image.shape[1:]) != tuple(mask.shape):
-            raise ValueError(f"Cityscapes id {self.ids[index]!r}: image is {tuple(image.shape[1:])} (H, W) "
-                             f"but mask {self.masks[index].name} is {tuple(mask.shape)}")
-        if self.transforms is not None:
-            image, mask = self.transforms(image, mask)
-        return image, mask
-
-    def __repr__(self) -> str:
-        return f"CityscapesSegmentation(root={str(self.root)!r}, split={self.split!r}, {len(self)} images)"

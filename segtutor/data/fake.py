@@ -19,9 +19,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
+from .._validation import check_int, is_int
+from ..metrics import boundary_band
 from .palette import voc_palette
 from .synthetic import SyntheticShapes
 
@@ -30,8 +31,7 @@ __all__ = ["make_fake_voc", "make_fake_cityscapes", "void_border"]
 
 def _split_counts(n: int, splits: Mapping[str, float]) -> dict[str, int]:
     """Divide ``n`` images among ``splits`` (relative sizes) by cumulative rounding; each split gets one or more."""
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n")
     if not isinstance(splits, Mapping) or not splits:
         raise TypeError(f"splits must be a mapping split name -> relative size, e.g. {{'train': 3, 'val': 1}}, got {splits!r}")
     weights = np.asarray([float(v) for v in splits.values()])
@@ -48,21 +48,18 @@ def void_border(labels: torch.Tensor, width: int = 1, ignore_index: int = 255) -
     """Mark as ``ignore_index`` every pixel within ``width`` pixels (a square window) of a different label.
 
     ``labels``: integer ``(H, W)``. This draws the void band VOC annotators left along object outlines,
-    ``2 * width`` pixels wide, centred on each boundary.
+    ``2 * width`` pixels wide, centred on each boundary: the band of :func:`segtutor.metrics.boundary_band`.
+    ``width=0`` leaves the labels as they are.
     """
     if width < 1:
         return labels.clone()
-    x = labels[None, None].float()
-    k = 2 * width + 1
-    highest = F.max_pool2d(x, k, stride=1, padding=width)
-    lowest = -F.max_pool2d(-x, k, stride=1, padding=width)
     out = labels.clone()
-    out[(highest != lowest)[0, 0]] = ignore_index
+    out[boundary_band(labels[None], width)[0]] = ignore_index
     return out
 
 
 def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+    if is_int(image_size):
         return int(image_size), int(image_size)
     h, w = image_size
     return int(h), int(w)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._validation import check_int, is_int
 from .palette import shapes_palette
 
 __all__ = ["SyntheticShapes", "Scene", "SHAPE_TYPES", "CLASS_NAMES"]
@@ -94,10 +95,6 @@ class _Params:
     noise: np.ndarray        # (3, H, W) float32, uniform in [0, 1)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _to_float(images: torch.Tensor) -> torch.Tensor:
     """``uint8`` → ``float32`` in ``[0, 1]``. Done in NumPy: a per-item torch op of this size would start
     torch's intra-op threads on every call, which costs milliseconds per item on a busy laptop."""
@@ -139,18 +136,14 @@ class SyntheticShapes(Dataset):
                  seed: int = 0, *, shapes_per_image: int | tuple[int, int] = (1, 4),
                  size_range: Sequence[float] | Sequence[Sequence[float]] = (0.2, 0.45),
                  class_probs: Sequence[float] | None = None, noise: float = 0.05, cache: bool = True) -> None:
-        if not _is_int(num_samples) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-        self.num_samples = int(num_samples)
+        self.num_samples = check_int(num_samples, "num_samples")
         self.image_size = self._check_image_size(image_size)
-        if not _is_int(num_classes) or not 2 <= num_classes <= len(CLASS_NAMES):
+        if not is_int(num_classes) or not 2 <= num_classes <= len(CLASS_NAMES):
             raise ValueError(f"num_classes must be an int in 2..{len(CLASS_NAMES)} (background plus up to "
                              f"{len(SHAPE_TYPES)} shape types: {', '.join(SHAPE_TYPES)}), got {num_classes!r}")
         self.num_classes = int(num_classes)
         num_types = self.num_classes - 1
-        if not _is_int(seed) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = check_int(seed, "seed", minimum=0)
         self.shapes_per_image = self._check_shape_count(shapes_per_image)
         self.size_range = self._check_sizes(size_range, num_types)
         self.class_probs = self._check_probs(class_probs, num_types)
@@ -182,11 +175,11 @@ class SyntheticShapes(Dataset):
         the rare class covers about 0.4 % of the pixels (the benchmark script prints the frequencies).
         Other keyword arguments go to the constructor; ``shapes_per_image`` defaults to ``(2, 5)``.
         """
-        if not _is_int(num_classes) or not 3 <= num_classes <= len(CLASS_NAMES):
+        if not is_int(num_classes) or not 3 <= num_classes <= len(CLASS_NAMES):
             raise ValueError(f"an imbalanced dataset needs num_classes in 3..{len(CLASS_NAMES)} "
                              f"(background, common shapes and a rare one), got {num_classes!r}")
         rare = num_classes - 1 if rare_class is None else rare_class
-        if not _is_int(rare) or not 1 <= rare < num_classes:
+        if not is_int(rare) or not 1 <= rare < num_classes:
             raise ValueError(f"rare_class must be a shape class in 1..{num_classes - 1}, got {rare_class!r}")
         if not isinstance(rare_prob, (int, float)) or not 0 < rare_prob < 1:
             raise ValueError(f"rare_prob must lie strictly between 0 and 1, got {rare_prob!r}")
@@ -203,9 +196,9 @@ class SyntheticShapes(Dataset):
     # ------------------------------------------------------------------ argument checks
     @staticmethod
     def _check_image_size(image_size: object) -> tuple[int, int]:
-        if _is_int(image_size):
+        if is_int(image_size):
             size = (int(image_size), int(image_size))
-        elif isinstance(image_size, (tuple, list)) and len(image_size) == 2 and all(_is_int(s) for s in image_size):
+        elif isinstance(image_size, (tuple, list)) and len(image_size) == 2 and all(is_int(s) for s in image_size):
             size = (int(image_size[0]), int(image_size[1]))
         else:
             raise TypeError(f"image_size must be an int or a pair of ints (H, W), got {image_size!r}")
@@ -215,9 +208,9 @@ class SyntheticShapes(Dataset):
 
     @staticmethod
     def _check_shape_count(count: object) -> tuple[int, int]:
-        if _is_int(count):
+        if is_int(count):
             count = (count, count)
-        if not (isinstance(count, (tuple, list)) and len(count) == 2 and all(_is_int(c) for c in count)):
+        if not (isinstance(count, (tuple, list)) and len(count) == 2 and all(is_int(c) for c in count)):
             raise TypeError(f"shapes_per_image must be an int or a pair (lo, hi) of ints, got {count!r}")
         lo, hi = int(count[0]), int(count[1])
         if not 0 <= lo <= hi <= 16:
@@ -269,7 +262,7 @@ class SyntheticShapes(Dataset):
     def _index(self, index: int) -> int:
         if isinstance(index, torch.Tensor) and index.numel() == 1:
             index = int(index.item())
-        if not _is_int(index):
+        if not is_int(index):
             raise TypeError(f"index must be an int, got {type(index).__name__}")
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for a dataset of {self.num_samples} samples")

@@ -14,19 +14,19 @@ labels; converting to RGB first and matching colours back is slow and breaks on 
 doesn't list. 255 is kept as the ignore label: losses and metrics must skip it (``ignore_index=255``);
 mapping it to background teaches the model to draw a halo of background around every object.
 
-:func:`read_image` and :func:`read_label_png` are shared with :mod:`segtutor.data.cityscapes`.
+Files are read by :func:`segtutor.data.io.read_image` and :func:`segtutor.data.io.read_label_png` (re-exported
+here), and items built by :class:`segtutor.data.io.ImageMaskFiles`, which every real dataset shares.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
 
+from .io import ImageMaskFiles, Transform, read_image, read_label_png
 from .palette import voc_palette
 
 __all__ = ["VOC_CLASSES", "VOCSegmentation", "find_voc_root", "read_image", "read_label_png"]
@@ -42,46 +42,6 @@ VOC_NESTINGS: tuple[str, ...] = (
     ".", "VOC2012", os.path.join("VOCdevkit", "VOC2012"),
     os.path.join("VOCtrainval_11-May-2012", "VOCdevkit", "VOC2012"),
 )
-
-Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """Read an RGB image file as ``float32 (3, H, W)`` in ``[0, 1]``; a clear error names a bad file."""
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise OSError(f"cannot read image {path}: {exc} (the file is corrupt, truncated or not an image; "
-                      "re-extract or re-download the dataset)") from exc
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def read_label_png(path: str | os.PathLike, mode: str, *, what: str) -> np.ndarray:
-    """Read a label PNG whose pixels are indices, as ``uint8 (H, W)``, without any colour conversion.
-
-    ``mode`` is the PIL mode the dataset stores (``"P"`` for VOC palette masks, ``"L"`` for Cityscapes
-    labelIds); any other mode is an error naming the file, never a silent conversion.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            if im.mode != mode:
-                raise ValueError(f"{what} {path} has PIL mode {im.mode!r}, expected {mode!r}"
-                                 + (" (a palette PNG whose pixels are class indices); an RGB rendering of a mask "
-                                    "is not a label map" if mode == "P" else ""))
-            labels = np.array(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {path}") from None
-    except ValueError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise OSError(f"cannot read {what} {path}: {exc} (the file is corrupt, truncated or not a PNG)") from exc
-    return labels
-
 
 def find_voc_root(root: str | os.PathLike) -> Path:
     """The ``VOC2012`` folder at or below ``root`` (see :data:`VOC_NESTINGS`); FileNotFoundError lists where it looked."""
@@ -102,7 +62,7 @@ def _missing(paths: Iterable[Path]) -> list[Path]:
     return [p for p in paths if not p.is_file()]
 
 
-class VOCSegmentation(Dataset):
+class VOCSegmentation(ImageMaskFiles):
     """PASCAL VOC 2012 segmentation split as a ``Dataset`` of ``(image, mask)``.
 
     Args:
@@ -116,6 +76,7 @@ class VOCSegmentation(Dataset):
     transform before batching.
     """
 
+    dataset_name = "VOC"
     classes: tuple[str, ...] = VOC_CLASSES
     num_classes: int = len(VOC_CLASSES)
     ignore_index: int = 255
@@ -146,9 +107,6 @@ class VOCSegmentation(Dataset):
     def mask_path(self, index: int) -> Path:
         return self.root / "SegmentationClass" / f"{self.ids[index]}.png"
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
     def load_mask(self, index: int) -> torch.Tensor:
         """The mask of item ``index`` as ``int64 (H, W)``: labels 0..20 and 255 (void); no transforms applied."""
         path = self.mask_path(index)
@@ -158,19 +116,3 @@ class VOCSegmentation(Dataset):
             raise ValueError(f"VOC mask {path} holds label {int(labels[bad][0])}, outside 0..{self.num_classes - 1} "
                              f"and the void label {self.ignore_index}")
         return torch.from_numpy(labels.astype(np.int64))
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} {self.split} images")
-        index %= len(self)
-        image = read_image(self.image_path(index))
-        mask = self.load_mask(index)
-        if tuple(image.shape[1:]) != tuple(mask.shape):
-            raise ValueError(f"VOC id {self.ids[index]!r}: image {self.image_path(index).name} is "
-                             f"{tuple(image.shape[1:])} (H, W) but mask {self.mask_path(index).name} is {tuple(mask.shape)}")
-        if self.transforms is not None:
-            image, mask = self.transforms(image, mask)
-        return image, mask
-
-    def __repr__(self) -> str:
-        return f"VOCSegmentation(root={str(self.root)!r}, split={self.split!r}, {len(self)} images)"

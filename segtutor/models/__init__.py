@@ -6,7 +6,9 @@ and each family has its own notebook: FCN in ``01_fcn.ipynb``, U-Net in ``02_une
 
 Every model maps images ``(N, C, H, W)`` to logits ``(N, num_classes, H, W)`` for any ``H, W >= 32``, and
 records how it was built in ``model.config`` so that ``build_model(**model.config)`` rebuilds the same
-architecture (checkpoints use it to refuse weights of another one). The default sizes (``width=16``) are
+architecture (checkpoints use it to refuse weights of another one): every model is a
+:class:`~segtutor.models.base.SegmentationModel`, which records ``config`` from the constructor's own
+arguments, and FCN and DeepLab share one backbone builder (:func:`~segtutor.models.backbone.build_backbone`). The default sizes (``width=16``) are
 for teaching on a laptop CPU with 64-px images; ``build_model(..., width=budget().width)`` makes them
 narrower for the test suite (8) or wider on a GPU (32): every channel count scales linearly with ``width``.
 """
@@ -17,17 +19,18 @@ from typing import Any
 
 from torch import nn
 
-from .backbone import BasicBlock, ResNet
+from .backbone import BasicBlock, ResNet, build_backbone
+from .base import SegmentationModel
 from .deeplab import ASPP, ASPPv2, DeepLabV1, DeepLabV2, DeepLabV3Plus, PAPER_RATES, atrous_rates
 from .fcn import FCN
 from .layers import BilinearUpsample, bilinear_kernel
 from .unet import UNet
 
-__all__ = ["MODEL_NAMES", "build_model", "FCN", "UNet", "DeepLabV1", "DeepLabV2", "DeepLabV3Plus", "ResNet",
+__all__ = ["MODEL_NAMES", "build_model", "SegmentationModel", "build_backbone", "FCN", "UNet", "DeepLabV1", "DeepLabV2", "DeepLabV3Plus", "ResNet",
            "BasicBlock", "ASPP", "ASPPv2", "BilinearUpsample", "bilinear_kernel", "atrous_rates", "PAPER_RATES"]
 
 # name -> (class, arguments the name fixes)
-_MODELS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
+_MODELS: dict[str, tuple[type[SegmentationModel], dict[str, Any]]] = {
     "fcn32s": (FCN, {"variant": "32s"}),
     "fcn16s": (FCN, {"variant": "16s"}),
     "fcn8s": (FCN, {"variant": "8s"}),

@@ -19,6 +19,8 @@ the input cell ``[s*j, s*j + s)`` (see :mod:`segtutor.models.layers`).
 ``output_stride=16`` drops layer4's pool and runs its convs at dilation 2; ``output_stride=8`` also drops
 layer3's pool, with dilation 2 there and 4 in layer4 (DeepLab's atrous backbone, without multi-grid).
 The receptive field keeps growing as if the pools were there, the feature maps stay 2x or 4x larger.
+
+:func:`build_backbone` is the one place FCN and DeepLab get theirs: ``(1, 2, 4, 8) * width`` channels.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from torch import nn
 
 from .layers import conv_bn_relu
 
-__all__ = ["BasicBlock", "ResNet"]
+__all__ = ["BasicBlock", "ResNet", "build_backbone"]
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -116,3 +118,8 @@ class ResNet(nn.Module):
     def receptive_field_path(self) -> list[nn.Module]:
         """The chain from the input to layer4, for :func:`segtutor.receptive_field.layers_from_module`."""
         return [self.stem, *(getattr(self, name) for name in STAGES)]
+
+
+def build_backbone(in_channels: int, width: int, depths: Sequence[int], output_stride: int) -> ResNet:
+    """The backbone of FCN and DeepLab: :class:`ResNet` with ``(width, 2 width, 4 width, 8 width)`` channels."""
+    return ResNet(in_channels, [width * m for m in (1, 2, 4, 8)], depths, output_stride=output_stride)

@@ -29,8 +29,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .backbone import ResNet
-from .layers import check_images, check_positive, conv_bn_relu, upsample
+from .backbone import build_backbone
+from .base import SegmentationModel
+from .layers import check_images, conv_bn_relu, upsample
 
 __all__ = ["PAPER_RATES", "atrous_rates", "LargeFOVHead", "ASPPv2", "ImagePooling", "ASPP", "Decoder",
            "DeepLabV1", "DeepLabV2", "DeepLabV3Plus"]
@@ -63,10 +64,6 @@ def _check_rates(rates: Sequence[int], count: int | None, who: str) -> tuple[int
         need = f"{count} positive integers" if count is not None else "positive integers"
         raise ValueError(f"{who} needs {need} as rates, got {rates}")
     return rates
-
-
-def _backbone(in_channels: int, width: int, depths: Sequence[int], output_stride: int) -> ResNet:
-    return ResNet(in_channels, [width * m for m in (1, 2, 4, 8)], depths, output_stride=output_stride)
 
 
 class LargeFOVHead(nn.Sequential):
@@ -153,7 +150,7 @@ class Decoder(nn.Module):
         return self.classifier(self.refine(torch.cat([x, low], dim=1)))
 
 
-class DeepLabV1(nn.Module):
+class DeepLabV1(SegmentationModel):
     """DeepLab v1: atrous ResNet at output stride 8 + LargeFOV head; ``(N, C, H, W) -> (N, num_classes, H, W)``.
 
     Args:
@@ -163,15 +160,18 @@ class DeepLabV1(nn.Module):
         rate: the head's atrous rate; ``None``: ``atrous_rates("v1")`` = 2 (the paper's 12 is for 513-px crops).
     """
 
+    model_name = "deeplabv1"
+
+    @classmethod
+    def resolve(cls, arguments: dict) -> dict:
+        rate = arguments["rate"]
+        arguments["rate"] = atrous_rates("v1")[0] if rate is None else _check_rates([rate], 1, "DeepLabV1")[0]
+        return arguments
+
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, depths: Sequence[int] = (2, 2, 2, 2),
                  rate: int | None = None) -> None:
         super().__init__()
-        check_positive(num_classes=num_classes, in_channels=in_channels, width=width)
-        rate = atrous_rates("v1")[0] if rate is None else _check_rates([rate], 1, "DeepLabV1")[0]
-        self.config = {"name": "deeplabv1", "num_classes": num_classes, "in_channels": in_channels, "width": width,
-                       "depths": tuple(depths), "rate": rate}
-        self.in_channels, self.num_classes = in_channels, num_classes
-        self.backbone = _backbone(in_channels, width, depths, output_stride=8)
+        self.backbone = build_backbone(in_channels, width, depths, output_stride=8)
         self.head = LargeFOVHead(self.backbone.channels["layer4"], 4 * width, num_classes, rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,7 +180,7 @@ class DeepLabV1(nn.Module):
         return upsample(scores, self.backbone.output_stride, x.shape[-2:])
 
 
-class DeepLabV2(nn.Module):
+class DeepLabV2(SegmentationModel):
     """DeepLab v2: atrous ResNet at output stride 8 + ASPP summing four rate branches; ``(N, C, H, W) -> (N, K, H, W)``.
 
     Args:
@@ -188,15 +188,18 @@ class DeepLabV2(nn.Module):
         rates: one branch per rate; ``None``: ``atrous_rates("v2")`` = (1, 2, 3, 4) (paper: 6, 12, 18, 24).
     """
 
+    model_name = "deeplabv2"
+
+    @classmethod
+    def resolve(cls, arguments: dict) -> dict:
+        rates = arguments["rates"]
+        arguments["rates"] = atrous_rates("v2") if rates is None else _check_rates(rates, None, "DeepLabV2")
+        return arguments
+
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, depths: Sequence[int] = (2, 2, 2, 2),
                  rates: Sequence[int] | None = None) -> None:
         super().__init__()
-        check_positive(num_classes=num_classes, in_channels=in_channels, width=width)
-        rates = atrous_rates("v2") if rates is None else _check_rates(rates, None, "DeepLabV2")
-        self.config = {"name": "deeplabv2", "num_classes": num_classes, "in_channels": in_channels, "width": width,
-                       "depths": tuple(depths), "rates": tuple(rates)}
-        self.in_channels, self.num_classes = in_channels, num_classes
-        self.backbone = _backbone(in_channels, width, depths, output_stride=8)
+        self.backbone = build_backbone(in_channels, width, depths, output_stride=8)
         self.aspp = ASPPv2(self.backbone.channels["layer4"], 4 * width, num_classes, rates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,7 +208,7 @@ class DeepLabV2(nn.Module):
         return upsample(scores, self.backbone.output_stride, x.shape[-2:])
 
 
-class DeepLabV3Plus(nn.Module):
+class DeepLabV3Plus(SegmentationModel):
     """DeepLab v3+: atrous ResNet -> ASPP -> decoder with stride-4 features; ``(N, C, H, W) -> (N, K, H, W)``.
 
     Args:
@@ -216,17 +219,21 @@ class DeepLabV3Plus(nn.Module):
             (2, 4, 6) at 8 (paper: (6, 12, 18) and (12, 24, 36)).
     """
 
+    model_name = "deeplabv3plus"
+
+    @classmethod
+    def resolve(cls, arguments: dict) -> dict:
+        output_stride, rates = arguments["output_stride"], arguments["rates"]
+        if output_stride not in (8, 16):
+            raise ValueError(f"DeepLab v3+ runs at output_stride 16 or 8, got {output_stride}")
+        arguments["rates"] = (atrous_rates("v3plus", output_stride) if rates is None
+                              else _check_rates(rates, 3, "DeepLabV3Plus"))
+        return arguments
+
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, depths: Sequence[int] = (2, 2, 2, 2),
                  output_stride: int = 16, rates: Sequence[int] | None = None) -> None:
         super().__init__()
-        check_positive(num_classes=num_classes, in_channels=in_channels, width=width)
-        if output_stride not in (8, 16):
-            raise ValueError(f"DeepLab v3+ runs at output_stride 16 or 8, got {output_stride}")
-        rates = atrous_rates("v3plus", output_stride) if rates is None else _check_rates(rates, 3, "DeepLabV3Plus")
-        self.config = {"name": "deeplabv3plus", "num_classes": num_classes, "in_channels": in_channels,
-                       "width": width, "depths": tuple(depths), "output_stride": output_stride, "rates": tuple(rates)}
-        self.in_channels, self.num_classes = in_channels, num_classes
-        self.backbone = _backbone(in_channels, width, depths, output_stride)
+        self.backbone = build_backbone(in_channels, width, depths, output_stride)
         channels, strides = self.backbone.channels, self.backbone.strides
         self.aspp = ASPP(channels["layer4"], 4 * width, rates)
         self.decoder = Decoder(4 * width, channels["layer1"], width, num_classes,

@@ -18,8 +18,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .backbone import ResNet
-from .layers import BilinearUpsample, bilinear_kernel, check_images, check_positive, crop_to
+from .backbone import build_backbone
+from .base import SegmentationModel
+from .layers import BilinearUpsample, bilinear_kernel, check_images, crop_to
 
 __all__ = ["FCN", "FCN_VARIANTS", "bilinear_kernel"]
 
@@ -27,7 +28,7 @@ __all__ = ["FCN", "FCN_VARIANTS", "bilinear_kernel"]
 FCN_VARIANTS = {"32s": ("layer4",), "16s": ("layer4", "layer3"), "8s": ("layer4", "layer3", "layer2")}
 
 
-class FCN(nn.Module):
+class FCN(SegmentationModel):
     """FCN on the small ResNet: ``(N, C, H, W) -> (N, num_classes, H, W)`` logits.
 
     Args:
@@ -36,18 +37,27 @@ class FCN(nn.Module):
         variant: ``"32s"`` (scores from stride 32 only), ``"16s"`` (+ stride 16) or ``"8s"`` (+ stride 8).
         width: base channel count; the backbone has ``(width, 2 width, 4 width, 8 width)`` channels.
         depths: basic blocks per backbone stage.
+
+    ``config`` records every argument but ``variant``, which is in its name (``"fcn8s"``).
     """
+
+    name_arguments = ("variant",)
+
+    @classmethod
+    def resolve(cls, arguments: dict) -> dict:
+        if arguments["variant"] not in FCN_VARIANTS:
+            raise ValueError(f"unknown FCN variant {arguments['variant']!r}; expected one of {', '.join(FCN_VARIANTS)}")
+        return arguments
+
+    @classmethod
+    def config_name(cls, arguments: dict) -> str:
+        return f"fcn{arguments['variant']}"
 
     def __init__(self, num_classes: int, in_channels: int = 3, variant: str = "8s", width: int = 16,
                  depths: Sequence[int] = (2, 2, 2, 2)) -> None:
         super().__init__()
-        check_positive(num_classes=num_classes, in_channels=in_channels, width=width)
-        if variant not in FCN_VARIANTS:
-            raise ValueError(f"unknown FCN variant {variant!r}; expected one of {', '.join(FCN_VARIANTS)}")
-        self.config = {"name": f"fcn{variant}", "num_classes": num_classes, "in_channels": in_channels,
-                       "width": width, "depths": tuple(depths)}
-        self.in_channels, self.num_classes, self.variant = in_channels, num_classes, variant
-        self.backbone = ResNet(in_channels, [width * m for m in (1, 2, 4, 8)], depths, output_stride=32)
+        self.variant = variant
+        self.backbone = build_backbone(in_channels, width, depths, output_stride=32)
         self.stages = FCN_VARIANTS[variant]
         # One 1x1 score layer per fused stage; a learnable 2x upsampling between consecutive ones.
         self.score = nn.ModuleDict({s: nn.Conv2d(self.backbone.channels[s], num_classes, 1) for s in self.stages})

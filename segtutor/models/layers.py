@@ -1,7 +1,8 @@
 """Small parts shared by every model of the course: conv-BN-ReLU, the input check, and exact upsampling.
 
 Met in ``01_fcn.ipynb`` (the bilinear transposed convolution), ``02_unet.ipynb`` (the conv block, cropping
-an upsampled map to its skip) and ``03_deeplab.ipynb`` (atrous convolutions).
+an upsampled map to its skip) and ``03_deeplab.ipynb`` (atrous convolutions). The argument checks and the
+``config`` of every model live in :mod:`segtutor.models.base`.
 
 One convention holds in every model: a feature at stride ``s``, index ``j``, describes the input cell
 ``[s*j, s*j + s)``. Every downsampling is a 2x2 max-pool (``ceil_mode=True``, so an odd border row still gets
@@ -15,18 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MIN_SIZE", "check_positive", "check_images", "conv_bn_relu", "crop_to", "upsample", "bilinear_kernel",
+__all__ = ["MIN_SIZE", "check_images", "conv_bn_relu", "crop_to", "upsample", "bilinear_kernel",
            "BilinearUpsample"]
 
 #: Smallest input side every model accepts: at stride 32 it is one feature cell.
 MIN_SIZE = 32
-
-
-def check_positive(**values: int) -> None:
-    """Raise unless every keyword value is an int >= 1 (channel counts, class counts, widths)."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def check_images(x: torch.Tensor, in_channels: int, *, min_size: int = MIN_SIZE, name: str = "images") -> None:

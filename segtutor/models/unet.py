@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import check_images, check_positive, conv_bn_relu, crop_to
+from .base import SegmentationModel
+from .layers import check_images, conv_bn_relu, crop_to
 
 __all__ = ["ConvBlock", "Down", "Up", "UNet", "UP_MODES"]
 
@@ -64,7 +65,7 @@ class Up(nn.Module):
         return self.conv(x)
 
 
-class UNet(nn.Module):
+class UNet(SegmentationModel):
     """U-Net: ``(N, C, H, W) -> (N, num_classes, H, W)`` logits.
 
     Args:
@@ -78,17 +79,20 @@ class UNet(nn.Module):
         skip: concatenate the encoder's maps into the decoder (``False``: same network without skips).
     """
 
+    model_name = "unet"
+
+    @classmethod
+    def resolve(cls, arguments: dict) -> dict:
+        if not 1 <= arguments["depth"] <= 5:
+            raise ValueError("depth must be between 1 and 5 (inputs may be as small as 32 px = 2**5), "
+                             f"got {arguments['depth']}")
+        if arguments["mode"] not in UP_MODES:
+            raise ValueError(f"unknown upsampling mode {arguments['mode']!r}; expected one of {', '.join(UP_MODES)}")
+        return arguments
+
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, depth: int = 3,
                  mode: str = "transpose", skip: bool = True) -> None:
         super().__init__()
-        check_positive(num_classes=num_classes, in_channels=in_channels, width=width)
-        if not 1 <= depth <= 5:
-            raise ValueError(f"depth must be between 1 and 5 (inputs may be as small as 32 px = 2**5), got {depth}")
-        if mode not in UP_MODES:
-            raise ValueError(f"unknown upsampling mode {mode!r}; expected one of {', '.join(UP_MODES)}")
-        self.config = {"name": "unet", "num_classes": num_classes, "in_channels": in_channels, "width": width,
-                       "depth": depth, "mode": mode, "skip": skip}
-        self.in_channels, self.num_classes = in_channels, num_classes
         channels = [width * 2**i for i in range(depth + 1)]
         self.inc = ConvBlock(in_channels, channels[0])
         self.down = nn.ModuleList(Down(channels[i], channels[i + 1]) for i in range(depth))

@@ -1,12 +1,9 @@
 """The dilation explorer of ``03_deeplab.ipynb``: which input pixels a stack of atrous convolutions reads.
 
-A ``k x k`` convolution at rate ``r`` reads the input at offsets ``r * (-(k-1)/2 .. (k-1)/2)`` along each
-axis. Stacking layers composes those offsets, so one output pixel of a stack with rates ``r_1 .. r_L``
-depends on input pixel ``p`` through as many paths as there are ways to write ``p`` as a sum of one tap
-per layer. :func:`sampling_pattern` counts them: the pattern is the full convolution of the layers'
-dilated ones-kernels, i.e. the gradient of the centre output of a stack of all-ones convolutions.
-
-Two things become visible:
+What it draws is counted by the lesson math of :mod:`segtutor.receptive_field`
+(:func:`~segtutor.receptive_field.sampling_pattern`, :func:`~segtutor.receptive_field.dilation_stats`,
+re-exported here): the number of paths from each input pixel to the centre output of a stack of ``k x k``
+convolutions at rates ``r_1 .. r_L``. Two things become visible:
 
 - **Receptive field for free.** The pattern spans ``1 + sum_l r_l (k - 1)`` pixels (the analytic formula
   of :mod:`segtutor.receptive_field`), while the weights stay ``L k^2 C^2`` whatever the rates.
@@ -20,7 +17,7 @@ picture is an ``ipywidgets.Image`` holding a PNG, so it updates (and can be test
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import ipywidgets as widgets
 import numpy as np
@@ -28,9 +25,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..receptive_field import analytic_receptive_field
+from .._validation import check_int
+from ..receptive_field import DilationStats, dilation_stats, sampling_pattern
 from ..viz import to_png
 
+# DilationStats, sampling_pattern and dilation_stats are lesson math: they live in segtutor.receptive_field and are
+# re-exported here for the drawing code and older imports.
 __all__ = ["DilationStats", "SCHEDULES", "layer_rates", "sampling_pattern", "dilation_stats", "draw_dilation",
            "DilationExplorer", "dilation_explorer"]
 
@@ -41,89 +41,12 @@ SCHEDULES = ("constant", "doubling")
 _ANNOTATE_MAX = 25
 
 
-class DilationStats(NamedTuple):
-    """What a stack of ``k x k`` convolutions at ``rates`` (stride 1) reads of its input.
-
-    ``receptive_field``: side of the box around the centre output's inputs, ``1 + sum(r (k - 1))``;
-    ``pixels_read``: input pixels with at least one path to the centre output (of ``receptive_field**2``);
-    ``coverage``: their fraction of the box; ``max_multiplicity``: the most paths into one pixel;
-    ``parameters``: weights of the stack for ``channels`` input and output channels and no bias,
-    ``len(rates) * k**2 * channels**2`` (independent of the rates).
-    """
-
-    kernel_size: int
-    rates: tuple[int, ...]
-    channels: int
-    receptive_field: int
-    pixels_read: int
-    coverage: float
-    max_multiplicity: int
-    parameters: int
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_kernel(kernel_size: Any) -> int:
-    k = _positive_int("kernel_size", kernel_size)
-    if k % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (a kernel centred on its output pixel: 1, 3, 5, ...), got {k}")
-    return k
-
-
-def _check_rates(rates: Any) -> tuple[int, ...]:
-    if isinstance(rates, (int, np.integer)) and not isinstance(rates, bool):
-        rates = (rates,)
-    if not isinstance(rates, (tuple, list)) or not rates:
-        raise ValueError(f"rates must be a non-empty sequence of positive integers (one rate per layer), got {rates!r}")
-    return tuple(_positive_int(f"rates[{i}]", r) for i, r in enumerate(rates))
-
-
 def layer_rates(rate: int, layers: int, schedule: str = "constant") -> tuple[int, ...]:
     """The rates of ``layers`` stacked convolutions: ``(rate,) * layers`` or ``rate * (1, 2, 4, ...)``."""
-    rate, layers = _positive_int("rate", rate), _positive_int("layers", layers)
+    rate, layers = check_int(rate, "rate"), check_int(layers, "layers")
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; expected one of {', '.join(SCHEDULES)}")
     return tuple(rate * (2**i if schedule == "doubling" else 1) for i in range(layers))
-
-
-def _pattern_1d(kernel_size: int, rates: tuple[int, ...]) -> np.ndarray:
-    """Paths from the centre output to each input position along one axis: the product of the polynomials
-    ``sum_j z^(r j)``, ``j = 0 .. k-1``, one per layer."""
-    counts = np.ones(1, dtype=np.int64)
-    for r in rates:
-        taps = np.zeros(r * (kernel_size - 1) + 1, dtype=np.int64)
-        taps[::r] = 1
-        counts = np.convolve(counts, taps)
-    return counts
-
-
-def sampling_pattern(kernel_size: int, rates: int | Sequence[int]) -> np.ndarray:
-    """How often each input pixel feeds the centre output of a stack of ``k x k`` atrous convolutions.
-
-    ``rates``: one dilation rate per layer (an int for a single layer); stride 1 throughout. Returns an
-    ``int64`` array ``(S, S)``, ``S = 1 + sum_l r_l (k - 1)`` the receptive field, centred on the output
-    pixel: entry ``[i, j]`` is the number of paths from input pixel ``(i, j)`` to the output, which is
-    ``d y / d x[i, j]`` when every weight is 1. Zero entries are pixels inside the receptive field that
-    the stack never reads (gridding). A 2-D kernel of ones is the outer product of two 1-D ones, so the
-    pattern is the outer product of the 1-D one.
-    """
-    line = _pattern_1d(_check_kernel(kernel_size), _check_rates(rates))
-    return np.outer(line, line)
-
-
-def dilation_stats(kernel_size: int, rates: int | Sequence[int], channels: int = 64) -> DilationStats:
-    """The :class:`DilationStats` of ``k x k`` convolutions at ``rates`` with ``channels`` in and out."""
-    k, rates, channels = _check_kernel(kernel_size), _check_rates(rates), _positive_int("channels", channels)
-    pattern = sampling_pattern(k, rates)
-    size = analytic_receptive_field([(k, 1, r) for r in rates])
-    assert size == pattern.shape[0]  # two derivations of the same number
-    read = int(np.count_nonzero(pattern))
-    return DilationStats(k, rates, channels, size, read, read / size**2, int(pattern.max()),
-                         len(rates) * k * k * channels * channels)
 
 
 def draw_dilation(kernel_size: int = 3, rate: int = 2, layers: int = 2, *, rates: Sequence[int] | None = None,
@@ -201,8 +124,7 @@ class DilationExplorer(widgets.VBox):
 
     def __init__(self, *, kernel_size: int = 3, rate: int = 2, layers: int = 3, schedule: str = "constant",
                  channels: int = 64) -> None:
-        layer_rates(rate, layers, schedule)  # argument checks
-        _check_kernel(kernel_size)
+        dilation_stats(kernel_size, layer_rates(rate, layers, schedule), channels)  # argument checks
         style = {"description_width": "initial"}
         self.rate = widgets.IntSlider(value=rate, min=1, max=max(8, rate), description="dilation rate r",
                                       style=style, continuous_update=False)
@@ -212,7 +134,7 @@ class DilationExplorer(widgets.VBox):
                                         style=style, continuous_update=False)
         self.schedule = widgets.ToggleButtons(options=SCHEDULES, value=schedule, description="rates",
                                               style=style)
-        self.channels = _positive_int("channels", channels)
+        self.channels = check_int(channels, "channels")
         self.summary = widgets.HTML()
         self.image = widgets.Image(format="png")
         self.stats: DilationStats | None = None
