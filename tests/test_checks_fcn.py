@@ -131,3 +131,75 @@ def test_wrong_upsamplers_fail_with_a_hint(wrong, hint):
 def test_unfinished_stub_says_so(check):
     with pytest.raises(checks.CheckFailed, match="not done yet"):
         check(stub)
+
+
+# --- exercise 3: a strided convolution as a matrix (checks.check_conv_matrix) ---------------------------------
+
+def good_matrix(kernel, length, stride):
+    k = kernel.numel()
+    rows = (length - k) // stride + 1
+    C = torch.zeros(rows, length)
+    for j in range(rows):
+        C[j, j * stride: j * stride + k] = kernel
+    return C
+
+
+def autograd_matrix(kernel, length, stride):  # another right answer: the Jacobian of conv1d
+    return torch.autograd.functional.jacobian(
+        lambda x: F.conv1d(x.view(1, 1, -1), kernel.view(1, 1, -1), stride=stride).flatten(), torch.zeros(length))
+
+
+def transposed_matrix(kernel, length, stride):
+    return good_matrix(kernel, length, stride).T
+
+
+def flipped_matrix(kernel, length, stride):  # a true convolution, not PyTorch's cross-correlation
+    return good_matrix(kernel.flip(0), length, stride)
+
+
+def stride_ignored(kernel, length, stride):  # rows shift by 1, not by the stride
+    k = kernel.numel()
+    rows = (length - k) // stride + 1
+    C = torch.zeros(rows, length)
+    for j in range(rows):
+        C[j, j: j + k] = kernel
+    return C
+
+
+def one_row_short(kernel, length, stride):  # L_out off by one
+    return good_matrix(kernel, length, stride)[:-1]
+
+
+def vector(kernel, length, stride):
+    return kernel
+
+
+def test_conv_matrix_oracle_against_a_hand_written_matrix():
+    expected = torch.tensor([[1.0, 2, 3, 0, 0, 0, 0], [0, 0, 1, 2, 3, 0, 0], [0, 0, 0, 0, 1, 2, 3]], dtype=torch.float64)
+    assert torch.equal(checks.conv_matrix_reference(torch.tensor([1.0, 2.0, 3.0]), 7, 2), expected)
+    x = torch.rand(7, dtype=torch.float64)
+    assert torch.allclose(expected @ x, F.conv1d(x.view(1, 1, -1), torch.tensor([[[1.0, 2, 3]]], dtype=torch.float64),
+                                                 stride=2).flatten())
+
+
+@pytest.mark.parametrize("fn", [good_matrix, autograd_matrix])
+def test_correct_conv_matrices_pass(fn, capsys):
+    checks.check_conv_matrix(fn)
+    assert "✓ conv_matrix: passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (transposed_matrix, "your matrix is transposed"),
+    (flipped_matrix, "your kernel is flipped"),
+    (stride_ignored, "row j must start at column j * stride"),
+    (one_row_short, "L_out = (length - k) // stride + 1 = 3"),
+    (vector, "one row per output, one column per input"),
+])
+def test_wrong_conv_matrices_fail_with_a_hint(wrong, hint):
+    text = failure_message("conv_matrix", checks.check_conv_matrix, wrong)
+    assert hint in text
+
+
+def test_conv_matrix_stub_says_so():
+    with pytest.raises(checks.CheckFailed, match="not done yet"):
+        checks.check_conv_matrix(stub)

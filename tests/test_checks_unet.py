@@ -88,3 +88,88 @@ def test_solution_or_reference_falls_back(capsys):
                                           name="unet_level_shapes")
     assert chosen is unet_level_shapes_reference
     assert "reference" in capsys.readouterr().out
+
+
+# --- exercise 1: one expanding step written out (checks.check_up_forward) --------------------------------------
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+
+def good_up(up, x, skip):
+    upsampled = up.up(x)[..., :skip.shape[-2], :skip.shape[-1]]
+    return up.conv(torch.cat([skip, upsampled], dim=1))
+
+
+def up_first(up, x, skip):
+    upsampled = up.up(x)[..., :skip.shape[-2], :skip.shape[-1]]
+    return up.conv(torch.cat([upsampled, skip], dim=1))
+
+
+def no_crop(up, x, skip):
+    return up.conv(torch.cat([skip, up.up(x)], dim=1))
+
+
+def no_skip(up, x, skip):
+    return up.conv(up.up(x)[..., :skip.shape[-2], :skip.shape[-1]])
+
+
+def wrong_dim(up, x, skip):
+    return up.conv(torch.cat([skip, up.up(x)[..., :skip.shape[-2], :skip.shape[-1]]], dim=0))
+
+
+def top_left(up, x, skip):
+    upsampled = up.up(x)
+    h, w = skip.shape[-2:]
+    return up.conv(torch.cat([skip, upsampled[..., upsampled.shape[-2] - h:, upsampled.shape[-1] - w:]], dim=1))
+
+
+def no_conv(up, x, skip):
+    return torch.cat([skip, up.up(x)[..., :skip.shape[-2], :skip.shape[-1]]], dim=1)
+
+
+def calls_module(up, x, skip):
+    return up(x, skip)
+
+
+def stretched(up, x, skip):  # bilinear resize instead of a crop: every feature moves off its pixels
+    upsampled = F.interpolate(up.up(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+    return up.conv(torch.cat([skip, upsampled], dim=1))
+
+
+def up_stub(up, x, skip):
+    raise NotImplementedError()
+
+
+def test_up_forward_oracle_is_upsample_crop_concat_conv():
+    from segtutor.models.unet import Up
+    torch.manual_seed(0)
+    up = Up(6, 3).eval()
+    x, skip = torch.randn(1, 6, 3, 4), torch.randn(1, 3, 5, 7)
+    with torch.no_grad():
+        by_hand = up.conv(torch.cat([skip, F.conv_transpose2d(x, up.up.weight, up.up.bias, stride=2)[..., :5, :7]], 1))
+        assert torch.allclose(up(x, skip), by_hand, atol=1e-6)
+
+
+def test_correct_up_forward_passes(capsys):
+    checks.check_up_forward(good_up)
+    assert "✓ up_forward: passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (up_first, "you concatenated in the wrong order: expected the skip first"),
+    (no_crop, "crop the upsampled map's bottom/right overhang"),
+    (no_skip, "concatenated along dim=1"),
+    (wrong_dim, "concatenated along dim=1"),
+    (top_left, "you cropped the top/left"),
+    (no_conv, "apply up.conv to the concatenation"),
+    (calls_module, "write its forward pass yourself"),
+    (stretched, "then up.conv(torch.cat([skip, upsampled], dim=1))"),
+])
+def test_wrong_up_forward_fails_with_a_hint(wrong, hint):
+    text = failure_message("up_forward", checks.check_up_forward, wrong)
+    assert hint in text
+
+
+def test_up_forward_stub_says_so():
+    with pytest.raises(checks.CheckFailed, match="not done yet"):
+        checks.check_up_forward(up_stub)

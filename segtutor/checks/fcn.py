@@ -83,3 +83,76 @@ def check_upsample_transpose(fn: Callable[[torch.Tensor, int], torch.Tensor]) ->
                     hint=f"factor={factor}: at the border a transposed convolution sees zeros; use padding = "
                          "factor // 2 and no bias, nothing else")
     passed(_UPSAMPLE, "factors 2, 4 and 8 equal BilinearUpsample, and F.interpolate in the interior")
+
+
+# --- exercise 3 of 01_fcn: a strided convolution as a matrix, and its transpose --------------------------------
+
+# conv_matrix_reference(kernel, length, stride): the oracle, built by running conv1d on unit vectors.
+# check_conv_matrix(fn): the check of exercise 3 (``conv_matrix``); also checks that C.T is conv_transpose1d.
+__all__ += ["conv_matrix_reference", "check_conv_matrix"]
+
+_MATRIX = "conv_matrix"
+
+
+def conv_matrix_reference(kernel: torch.Tensor, length: int, stride: int = 1) -> torch.Tensor:
+    """The matrix ``C`` ``(L_out, length)`` with ``C @ x == F.conv1d(x[None, None], kernel[None, None], stride=stride)``.
+
+    ``kernel`` ``(k,)``; ``L_out = (length - k) // stride + 1`` (no padding). Built independently of any loop a
+    student writes: ``conv1d`` applied to each unit vector of ``R^length`` gives one column of ``C``.
+    """
+    kernel = torch.as_tensor(kernel, dtype=torch.float64)
+    basis = torch.eye(length, dtype=torch.float64)[:, None, :]                 # (length, 1, length)
+    columns = F.conv1d(basis, kernel.view(1, 1, -1), stride=stride)[:, 0, :]     # (length, L_out)
+    return columns.T.contiguous()
+
+
+def _diagnose_conv_matrix(got: torch.Tensor, kernel: torch.Tensor, length: int, stride: int) -> str:
+    where = f"kernel {kernel.tolist()}, length={length}, stride={stride}"
+    k = kernel.numel()
+    expected = conv_matrix_reference(kernel, length, stride)
+    if got.shape == expected.shape[::-1] and torch.allclose(got.double(), expected.T, atol=1e-6):
+        return (f"{where}: your matrix is transposed: C has one ROW per output (L_out = (length - k) // stride + 1"
+                f" = {expected.shape[0]}) and one column per input; C.T is the transposed convolution")
+    if got.shape != expected.shape:
+        return (f"{where}: C has shape (L_out, length) with L_out = (length - k) // stride + 1 = "
+                f"{expected.shape[0]} (no padding)")
+    if torch.allclose(got.double(), conv_matrix_reference(kernel.flip(0), length, stride), atol=1e-6):
+        return (f"{where}: your kernel is flipped: PyTorch's conv1d is a cross-correlation, "
+                "y[j] = sum_i w[i] x[j*stride + i], so row j holds w[0], ..., w[k-1] in that order")
+    if stride > 1:
+        step1 = conv_matrix_reference(kernel, length, 1)
+        if torch.allclose(got.double(), step1[: expected.shape[0]], atol=1e-6):
+            return f"{where}: row j must start at column j * stride = {stride} * j, not at column j"
+    for j in range(expected.shape[0]):
+        if not torch.allclose(got[j].double(), expected[j], atol=1e-6):
+            return (f"{where}: row {j} is wrong: it should hold the kernel in columns {j * stride}.."
+                    f"{j * stride + k - 1} and zeros elsewhere")
+    return where
+
+
+def check_conv_matrix(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> None:
+    """Check ``fn(kernel (k,), length, stride) -> C (L_out, length)`` with ``C @ x == conv1d(x)``, against
+    :func:`conv_matrix_reference`, and that ``C.T @ y`` is ``F.conv_transpose1d(y)`` (so C.T is the transposed
+    convolution)."""
+    generator = torch.Generator().manual_seed(0)
+    cases = ((torch.tensor([1.0, 2.0, 3.0]), 7, 2), (torch.tensor([1.0, -1.0]), 6, 1),
+             (torch.tensor([0.5, 1.0, 2.0, 4.0]), 10, 2), (torch.tensor([3.0, 1.0, 2.0]), 11, 3))
+    for kernel, length, stride in cases:
+        expected = conv_matrix_reference(kernel, length, stride)
+        got = _tensor(_MATRIX, call_student(_MATRIX, fn, kernel.clone(), length, stride),
+                      f"a tensor of shape {tuple(expected.shape)}")
+        if got.ndim != 2:
+            fail(_MATRIX, expected=f"a 2-D matrix of shape {tuple(expected.shape)}", got=f"shape {tuple(got.shape)}",
+                 hint="C is (L_out, length): one row per output, one column per input")
+        if got.shape != expected.shape or not torch.allclose(got.double(), expected, atol=1e-6):
+            fail(_MATRIX, expected=f"C of shape {tuple(expected.shape)} with C @ x == F.conv1d(x, kernel, "
+                                   f"stride={stride})",
+                 got=f"shape {tuple(got.shape)}, first row {[round(v, 4) for v in got[0].double().tolist()]}",
+                 hint=_diagnose_conv_matrix(got, kernel, length, stride))
+        # the point of the exercise: C.T is the transposed convolution (inputs the conv never read get 0)
+        y = torch.rand(expected.shape[0], dtype=torch.float64, generator=generator)
+        transposed = F.conv_transpose1d(y.view(1, 1, -1), kernel.double().view(1, 1, -1), stride=stride).flatten()
+        transposed = F.pad(transposed, (0, length - transposed.numel()))
+        check_close(_MATRIX, got.double().T @ y, transposed, atol=1e-6,
+                    hint="C.T @ y must equal F.conv_transpose1d(y, kernel, stride): C must equal the convolution")
+    passed(_MATRIX, "4 kernels and strides: C @ x is conv1d(x), and C.T @ y is conv_transpose1d(y)")
