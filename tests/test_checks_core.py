@@ -90,3 +90,13 @@ def test_every_submodule_check_is_re_exported_by_name_and_none_collides():
     assert set(checks.__all__) - set(owners) == {"CheckFailed", "fail", "passed", "call_student", "check_close",
                                                   "check_equal", "check_shape", "solution_or_reference",
                                                   "DEFAULT_TIME_LIMIT"}
+
+
+def test_solution_or_reference_does_not_repeat_the_passed_line(capsys):
+    """The check cell printed "passed" already; the cell that picks the function must not print it again."""
+    def check(fn):
+        checks.check_close("double", checks.call_student("double", fn, 3.0), 6.0)
+        checks.passed("double")
+
+    assert checks.solution_or_reference(lambda x: 2 * x, lambda x: 2 * x, check, name="double")(1) == 2
+    assert capsys.readouterr().out == ""

@@ -11,6 +11,8 @@ returns the student's function when its check passes and segtutor's reference ot
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from typing import Any, Callable, NoReturn, TypeVar
 
@@ -144,10 +146,12 @@ def solution_or_reference(student: F, reference: F, check: Callable[[F], None], 
     """The student's function if ``check(student)`` passes, else ``reference`` — saying so.
 
     Cells after an exercise use this so that one unfinished exercise does not stop the rest of a
-    notebook: they run on segtutor's reference implementation until the exercise is done.
+    notebook: they run on segtutor's reference implementation until the exercise is done. The check's own
+    "passed" line is not printed again (the check cell above already showed it).
     """
     try:
-        check(student)
+        with contextlib.redirect_stdout(io.StringIO()):
+            check(student)
     except CheckFailed as exc:
         first = str(exc).splitlines()[0]
         print(f"Note: {first} The cells below use segtutor's reference `{name}` instead; "
