@@ -162,7 +162,7 @@ def solution_or_reference(student: F, reference: F, check: Callable[[F], None], 
 from .task import check_mask_to_boxes  # noqa: E402  (00_task_and_data)
 from .fcn import check_bilinear_kernel, check_upsample_transpose  # noqa: E402  (01_fcn)
 from .unet import check_unet_level_shapes, unet_level_shapes_reference  # noqa: E402  (02_unet)
-from .deeplab import atrous_conv1d_reference, check_atrous_conv1d  # noqa: E402  (03_deeplab)
+from .deeplab import atrous_conv1d_reference, check_aspp, check_atrous_conv1d  # noqa: E402  (03_deeplab)
 from .losses import check_dice_loss, check_focal_loss  # noqa: E402  (04_losses)
 from .metrics import check_confusion_matrix, check_iou_from_confusion  # noqa: E402  (05_metrics)
 from .end_to_end import (check_evaluate_by_hand, check_worst_images, evaluate_by_hand_reference,  # noqa: E402
@@ -173,7 +173,7 @@ __all__ += [
     "check_mask_to_boxes",
     "check_bilinear_kernel", "check_upsample_transpose",
     "check_unet_level_shapes", "unet_level_shapes_reference",
-    "atrous_conv1d_reference", "check_atrous_conv1d",
+    "atrous_conv1d_reference", "check_aspp", "check_atrous_conv1d",
     "check_dice_loss", "check_focal_loss",
     "check_confusion_matrix", "check_iou_from_confusion",
     "check_evaluate_by_hand", "check_worst_images", "evaluate_by_hand_reference", "worst_images_reference",
