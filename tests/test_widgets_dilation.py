@@ -8,8 +8,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from segtutor.widgets import dilation_explorer
-from segtutor.widgets.dilation import (DilationStats, dilation_stats, draw_dilation, layer_rates, parse_rates,
-                                       sampling_pattern)
+from segtutor.widgets.dilation import (DilationStats, dilation_colorbar, dilation_stats, draw_dilation, layer_rates,
+                                       parse_rates, sampling_pattern)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -153,8 +153,12 @@ def test_draw_on_new_figure_and_on_given_axes():
     got, stats = draw_dilation(3, rates=(1, 2, 5), ax=axes[1], margin=0)
     assert got is host and len(host.axes) == 2  # drawn in place, no colour bar added
     assert stats.rates == (1, 2, 5) and axes[1].get_images()[0].get_array().shape == (17, 17)
-    draw_dilation(3, rates=(2, 2), ax=axes[0], colorbar=True)   # asked for: a colour bar beside that axes
+    draw_dilation(3, rates=(2, 2), ax=axes[0])
+    bar = dilation_colorbar(axes[0])                             # asked for: a colour bar beside that axes
     assert len(host.axes) == 3 and "paths" in host.axes[2].get_ylabel()
+    assert bar.mappable is axes[0].get_images()[0] and list(bar.get_ticks()) == list(range(1, 10))   # (2, 2): 3 x 3 = 9 paths max
+    with pytest.raises(ValueError, match="no picture"):
+        dilation_colorbar(Figure().add_subplot())
 
 
 def test_explorer_builds_and_follows_its_controls_without_a_kernel():

@@ -36,7 +36,7 @@ from ..viz import to_png
 # DilationStats, sampling_pattern and dilation_stats are lesson math: they live in segtutor.receptive_field and are
 # re-exported here for the drawing code and older imports.
 __all__ = ["DilationStats", "SCHEDULES", "layer_rates", "parse_rates", "sampling_pattern", "dilation_stats",
-           "draw_dilation", "DilationExplorer", "dilation_explorer"]
+           "draw_dilation", "dilation_colorbar", "DilationExplorer", "dilation_explorer"]
 
 #: How the explorer chooses the layers' rates: all equal, doubling from layer to layer, or ``free``: one rate
 #: per layer typed in the explorer's text field (then the rate and layers sliders are not used).
@@ -87,16 +87,16 @@ def layer_rates(rate: int, layers: int, schedule: str = "constant", free: str | 
 
 def draw_dilation(kernel_size: int = 3, rate: int = 2, layers: int = 2, *, rates: Sequence[int] | None = None,
                   schedule: str = "constant", channels: int = 64, ax: Axes | None = None,
-                  margin: int = 2, colorbar: bool | None = None) -> tuple[Figure, DilationStats]:
+                  margin: int = 2) -> tuple[Figure, DilationStats]:
     """Draw which input pixels feed the centre output of a stack of atrous convolutions.
 
     The stack is ``layers`` convolutions ``k x k`` at :func:`layer_rates` ``(rate, layers, schedule)``, or
     at the explicit ``rates`` (one per layer) when given. The input grid (receptive field plus ``margin``
     pixels on each side) is coloured by the number of paths into each pixel (:func:`sampling_pattern`;
     white = never read), the receptive field is outlined and the output pixel marked; on small grids each
-    pixel shows its count. Draws on ``ax`` if given, else on a new ``Figure`` (not registered with pyplot,
-    so nothing is shown twice). ``colorbar``: add the colour bar of path counts beside the axes (default:
-    only on a new figure). Returns ``(figure, stats)``.
+    pixel shows its count. Draws on ``ax`` if given, else on a new ``Figure`` with a colour bar (not
+    registered with pyplot, so nothing is shown twice; on a given ``ax``, :func:`dilation_colorbar` adds
+    one). Returns ``(figure, stats)``.
     """
     if rates is None:
         rates = layer_rates(rate, layers, schedule)
@@ -137,11 +137,21 @@ def draw_dilation(kernel_size: int = 3, rate: int = 2, layers: int = 2, *, rates
                  f"reads {stats.pixels_read}/{stats.receptive_field**2} px ({stats.coverage:.0%})", fontsize=9)
     ax.set_xlabel(f"{stats.parameters:,} weights ({len(stats.rates)}·{stats.kernel_size}²·{stats.channels}²)",
                   fontsize=8)
-    if created if colorbar is None else colorbar:
-        bar = fig.colorbar(image, ax=ax, shrink=0.7, label="paths to the output pixel (white: 0, never read)")
-        if stats.max_multiplicity <= 12:
-            bar.set_ticks(range(1, max(2, stats.max_multiplicity) + 1))
+    if created:
+        dilation_colorbar(ax)
     return fig, stats
+
+
+def dilation_colorbar(ax: Axes) -> Any:
+    """Add the colour bar of path counts beside an axes that :func:`draw_dilation` drew on; returns it."""
+    if not ax.get_images():
+        raise ValueError("this axes holds no picture: draw on it with draw_dilation(..., ax=ax) first")
+    image = ax.get_images()[-1]
+    bar = ax.figure.colorbar(image, ax=ax, shrink=0.7, label="paths to the output pixel (white: 0, never read)")
+    top = int(image.norm.vmax)
+    if top <= 12:
+        bar.set_ticks(range(1, top + 1))
+    return bar
 
 
 
