@@ -281,6 +281,19 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
+def _defaults(model: nn.Module, saved_config: Mapping) -> dict:
+    """The constructor defaults of ``model``'s config keys that ``saved_config`` lacks (empty if unknown)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(type(model).__init__).parameters
+    except (TypeError, ValueError):
+        return {}
+    config = model_config(model) or {}
+    return {key: parameters[key].default for key in config
+            if key not in saved_config and key in parameters and parameters[key].default is not inspect.Parameter.empty}
+
+
 def _describe(name: str, config: Mapping | None) -> str:
     if not config:
         return name
@@ -294,6 +307,10 @@ def apply_checkpoint(payload: dict, path: str | os.PathLike, model: nn.Module,
     saved = payload.get("model") or {}
     saved_name, saved_config = str(saved.get("name")), saved.get("config")
     name, config = model_name(model), model_config(model)
+    if saved_config is not None and config is not None:
+        # an option added to a model after the file was written is absent from its config: the file was made with
+        # that option's default (e.g. DeepLabV3Plus(decoder=True)), so the two agree if the model uses the default
+        saved_config = {**_defaults(model, saved_config), **dict(saved_config)}
     if saved_name != name or (saved_config is not None and config is not None and dict(saved_config) != config):
         raise CheckpointError(f"checkpoint {str(path)!r} holds a {_describe(saved_name, saved_config)} model, but the "
                               f"model given is a {_describe(name, config)}; build the same architecture "

@@ -21,10 +21,20 @@ of one tap per layer. :func:`sampling_pattern` counts them (the full convolution
 ones-kernels, i.e. the gradient of the centre output of a stack of all-ones convolutions) and
 :func:`dilation_stats` summarises it; zeros inside the field are the pixels a gridded stack never reads.
 The dilation widget (:mod:`segtutor.widgets.dilation`) draws them.
+
+When is the box filled? Along one axis the pattern is the set of sums of one tap per layer, which does not
+depend on the order of the layers. Sort the rates; if the layers so far read every one of their ``R``
+positions, a next layer at rate ``r`` adds copies shifted by multiples of ``r``, and they join up exactly when
+``r <= R``. :func:`gap_free` applies that rule layer by layer (``(1, 2, 5)``: 1 <= 1, 2 <= 3, 5 <= 7;
+``(1, 3, 9)``: 1, 3 <= 3, 9 <= 9). :func:`hdc_max_distance` is the design rule of "hybrid dilated
+convolution" (Wang et al., 2018, "Understanding Convolution for Semantic Segmentation"): rates without a
+common factor > 1 and ``M_2 <= k``, with ``M_n = r_n``, ``M_i = max(M_{i+1} - 2 r_i, M_{i+1} - 2 (M_{i+1} - r_i), r_i)``.
+A common factor alone decides nothing: ``(1, 5, 9)`` has none and reads 55 % of its box.
 """
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from collections.abc import Mapping
 from typing import Any, Iterable, NamedTuple, Sequence, Union
@@ -36,7 +46,8 @@ from torch import nn
 from ._validation import check_int, is_int
 
 __all__ = ["LayerSpec", "TraceRow", "receptive_field_trace", "analytic_receptive_field", "layers_from_module",
-           "empirical_receptive_field", "DilationStats", "sampling_pattern", "dilation_stats"]
+           "empirical_receptive_field", "DilationStats", "sampling_pattern", "dilation_stats", "gap_free",
+           "hdc_max_distance", "hdc_rule"]
 
 
 class LayerSpec(NamedTuple):
@@ -301,3 +312,40 @@ def dilation_stats(kernel_size: int, rates: int | Sequence[int], channels: int =
     read = int(np.count_nonzero(pattern))
     return DilationStats(k, rates, channels, size, read, read / size**2, int(pattern.max()),
                          len(rates) * k * k * channels * channels)
+
+
+def gap_free(kernel_size: int, rates: int | Sequence[int]) -> bool:
+    """Whether ``k x k`` convolutions at ``rates`` read every pixel of their receptive field (no gridding).
+
+    The rule of the module docstring: with the rates sorted, each rate is at most the receptive field of
+    the smaller ones, ``r_(l) <= 1 + (k - 1) (r_(1) + ... + r_(l-1))`` (so the smallest rate is 1 unless
+    ``k == 1``). Equal to ``dilation_stats(k, rates).coverage == 1`` (tested over all small stacks).
+    """
+    k, rates = _check_kernel(kernel_size), _check_rates(rates)
+    if k == 1:
+        return True
+    covered = 1
+    for r in sorted(rates):
+        if r > covered:
+            return False
+        covered += r * (k - 1)
+    return True
+
+
+def hdc_max_distance(rates: int | Sequence[int]) -> int:
+    """Wang et al.'s (2018) ``M_2``, the "maximum distance between two nonzero values" after layers 2..n.
+
+    ``M_n = r_n`` and ``M_i = max(M_(i+1) - 2 r_i, M_(i+1) - 2 (M_(i+1) - r_i), r_i)`` for ``i = n-1 .. 2``,
+    the rates in layer order (for 3x3 kernels). One layer: ``r_1``.
+    """
+    rates = _check_rates(rates)
+    m = rates[-1]
+    for r in reversed(rates[1:-1]):
+        m = max(m - 2 * r, m - 2 * (m - r), r)
+    return m
+
+
+def hdc_rule(kernel_size: int, rates: int | Sequence[int]) -> bool:
+    """The hybrid-dilated-convolution rule: ``gcd(rates) == 1`` and :func:`hdc_max_distance` ``<= kernel_size``."""
+    k, rates = _check_kernel(kernel_size), _check_rates(rates)
+    return math.gcd(*rates) == 1 and hdc_max_distance(rates) <= k

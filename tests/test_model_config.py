@@ -26,12 +26,12 @@ BEFORE = [
     ("deeplabv2", {}, {"name": "deeplabv2", "num_classes": 3, "in_channels": 3, "width": 16, "depths": (2, 2, 2, 2),
                        "rates": (1, 2, 3, 4)}),
     ("deeplabv3plus", {}, {"name": "deeplabv3plus", "num_classes": 3, "in_channels": 3, "width": 16,
-                           "depths": (2, 2, 2, 2), "output_stride": 16, "rates": (1, 2, 3)}),
+                           "depths": (2, 2, 2, 2), "output_stride": 16, "rates": (1, 2, 3), "decoder": True}),
     ("unet", {"depth": 2, "mode": "bilinear", "skip": False},
      {"name": "unet", "num_classes": 3, "in_channels": 3, "width": 16, "depth": 2, "mode": "bilinear", "skip": False}),
     ("deeplabv3plus", {"output_stride": 8},
      {"name": "deeplabv3plus", "num_classes": 3, "in_channels": 3, "width": 16, "depths": (2, 2, 2, 2),
-      "output_stride": 8, "rates": (2, 4, 6)}),
+      "output_stride": 8, "rates": (2, 4, 6), "decoder": True}),
     ("deeplabv1", {"rate": 3}, {"name": "deeplabv1", "num_classes": 3, "in_channels": 3, "width": 16,
                                 "depths": (2, 2, 2, 2), "rate": 3}),
     ("deeplabv2", {"rates": [1, 2]}, {"name": "deeplabv2", "num_classes": 3, "in_channels": 3, "width": 16,
@@ -93,3 +93,22 @@ def test_a_new_argument_is_recorded_without_writing_it_down(tmp_path):
         load_checkpoint(path, _Toy(2))
     with pytest.raises(ValueError, match=r"^num_classes must be a positive integer"):
         _Toy(0)
+
+
+def test_a_checkpoint_from_before_a_new_option_still_loads(tmp_path):
+    """DeepLabV3Plus gained decoder=True after checkpoints existed: a file whose config lacks the key was written
+    by a model with the default, so it loads into decoder=True and is refused by decoder=False."""
+    import torch
+
+    from segtutor.models import build_model
+    from segtutor.train import CheckpointError, load_checkpoint, save_checkpoint
+
+    model = build_model("deeplabv3plus", 4, width=8)
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, model)
+    payload = torch.load(path, weights_only=True)
+    del payload["model"]["config"]["decoder"]  # as written before the option existed
+    torch.save(payload, path)
+    load_checkpoint(path, build_model("deeplabv3plus", 4, width=8))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path, build_model("deeplabv3plus", 4, width=8, decoder=False))

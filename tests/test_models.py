@@ -278,6 +278,26 @@ def test_v3plus_aspp_rates_follow_the_output_stride(output_stride, rates):
         DeepLabV3Plus(K, rates=(6, 12))
 
 
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_v3plus_without_decoder_is_v3_scores_upsampled_from_the_output_stride(output_stride):
+    torch.manual_seed(0)
+    model = build_model("deeplabv3plus", K, width=WIDTH, output_stride=output_stride, decoder=False).eval()
+    assert model.decoder is None and model.config["decoder"] is False
+    assert build_model(**model.config).config == model.config
+    assert DeepLabV3Plus(K, width=WIDTH).config["decoder"] is True
+    with_decoder = DeepLabV3Plus(K, width=WIDTH, output_stride=output_stride)
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in with_decoder.parameters())
+    x = torch.rand(2, 3, 64, 48)
+    with torch.no_grad():
+        feats = model.backbone(x)
+        scores = F.conv2d(model.aspp(feats["layer4"]), model.classifier.weight, model.classifier.bias)
+        assert scores.shape == (2, K, 64 // output_stride, 48 // output_stride)
+        expected = F.interpolate(scores, scale_factor=output_stride, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(model(x), expected)
+    with pytest.raises(TypeError, match="decoder must be True"):
+        DeepLabV3Plus(K, decoder="no")
+
+
 def test_v2_aspp_sums_the_class_scores_of_its_branches():
     torch.manual_seed(0)
     model = DeepLabV2(K, width=WIDTH, rates=(1, 2, 3, 5)).eval()

@@ -163,3 +163,49 @@ def test_resnet_backbone_and_deeplab_head_at_output_stride_16():
 
     size, _ = empirical_receptive_field(BackboneThenBranch(), 392, in_channels=1, samples=1)
     assert size == 358
+
+
+# ---- when a dilated stack fills its box ---------------------------------------------------------------------
+
+def _covers_by_transposed_convs(k, rates):
+    """Oracle independent of sampling_pattern: spread a delta through transposed all-ones convs, 1-D."""
+    z = torch.ones(1, 1, 1, dtype=torch.float64)
+    for r in rates:
+        z = torch.nn.functional.conv_transpose1d(z, torch.ones(1, 1, k, dtype=torch.float64), dilation=r)
+    return bool((z > 0).all())
+
+
+@pytest.mark.parametrize("k, layers, top", [(3, 2, 9), (3, 3, 9), (5, 3, 7), (3, 4, 5), (1, 2, 3)])
+def test_gap_free_rule_equals_full_coverage(k, layers, top):
+    import itertools
+    from segtutor.receptive_field import dilation_stats, gap_free
+    for rates in itertools.product(range(1, top + 1), repeat=layers):
+        full = _covers_by_transposed_convs(k, rates)
+        assert gap_free(k, rates) == full == (dilation_stats(k, rates).coverage == 1.0), rates
+
+
+def test_hand_cases_of_the_two_rules():
+    from segtutor.receptive_field import dilation_stats, gap_free, hdc_max_distance, hdc_rule
+    assert gap_free(3, (1, 2, 5)) and gap_free(3, (1, 3, 9)) and gap_free(3, (5, 1, 2))
+    assert not gap_free(3, (1, 5, 9)) and not gap_free(3, (2, 2, 2)) and not gap_free(3, (1, 3, 10))
+    assert round(dilation_stats(3, (1, 5, 9)).coverage, 2) == 0.55       # no common factor, still holes
+    # Wang et al.'s examples: [1, 2, 5] gives M_2 = 2 <= 3, [1, 2, 9] gives M_2 = 5 > 3
+    assert hdc_max_distance((1, 2, 5)) == 2 and hdc_max_distance((1, 2, 9)) == 5
+    assert hdc_rule(3, (1, 2, 5)) and not hdc_rule(3, (1, 2, 9)) and not hdc_rule(3, (2, 4, 8))
+    assert hdc_max_distance(7) == 7 and hdc_max_distance((1, 9)) == 9
+
+
+def test_hdc_rule_equals_full_coverage_for_sorted_3x3_stacks_from_rate_1():
+    import itertools
+    from segtutor.receptive_field import hdc_rule
+    for rest in itertools.combinations_with_replacement(range(1, 13), 2):
+        rates = (1, *rest)
+        assert hdc_rule(3, rates) == _covers_by_transposed_convs(3, rates), rates
+
+
+def test_rules_refuse_bad_rates():
+    from segtutor.receptive_field import gap_free, hdc_rule
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        gap_free(3, ())
+    with pytest.raises(ValueError, match="odd"):
+        hdc_rule(4, (1, 2))

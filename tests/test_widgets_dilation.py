@@ -8,8 +8,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from segtutor.widgets import dilation_explorer
-from segtutor.widgets.dilation import (DilationStats, dilation_stats, draw_dilation, layer_rates,
-                                       sampling_pattern)
+from segtutor.widgets.dilation import (DilationStats, dilation_colorbar, dilation_stats, draw_dilation, layer_rates,
+                                       parse_rates, sampling_pattern)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -91,6 +91,35 @@ def test_layer_rates():
     assert layer_rates(2, 3) == (2, 2, 2)
     assert layer_rates(1, 4, "doubling") == (1, 2, 4, 8)
     assert layer_rates(3, 2, "doubling") == (3, 6)
+    assert layer_rates(3, 2, "free", "1, 3, 9") == (1, 3, 9)      # free: rate and layers are not used
+
+
+@pytest.mark.parametrize("text, rates", [("1,2,5", (1, 2, 5)), (" 1 3 9 ", (1, 3, 9)), ("(1, 2, 5)", (1, 2, 5)),
+                                         ("[4]", (4,)), ("2,, 7", (2, 7)), ("1,1,1,1,1,1,1,64", (1,) * 7 + (64,))])
+def test_parse_rates(text, rates):
+    assert parse_rates(text) == rates
+
+
+@pytest.mark.parametrize("text, match", [("", "no rates"), ("1, 0, 2", "'0' is not a positive integer"),
+                                         ("1, 2.5", "'2.5' is not"), ("a", "'a' is not"), ("-1", "'-1' is not"),
+                                         ("1 " * 9, "at most 8 layers"), ("1, 65", "too large")])
+def test_parse_rates_refuses_bad_text(text, match):
+    with pytest.raises(ValueError, match=match):
+        parse_rates(text)
+
+
+def test_free_rates_draw_what_the_gradient_of_that_stack_reads():
+    # (1, 3, 9) and (1, 2, 5) cannot come from the constant or doubling schedules; (1, 5, 9) has holes
+    for text, read in (("1, 3, 9", 27 ** 2), ("1, 2, 5", 17 ** 2), ("1, 5, 9", None)):
+        rates = layer_rates(1, 1, "free", text)
+        fig, stats = draw_dilation(3, rates=rates)
+        image = np.ma.filled(fig.axes[0].get_images()[0].get_array(), 0)[2:-2, 2:-2]
+        np.testing.assert_array_equal(image, gradient_pattern(3, rates))
+        if read is not None:
+            assert stats.pixels_read == read and stats.coverage == 1.0
+        else:
+            assert stats.coverage == pytest.approx(float((gradient_pattern(3, rates) > 0).mean()))
+            assert 0.5 < stats.coverage < 0.6
 
 
 @pytest.mark.parametrize("call, match", [
@@ -100,6 +129,7 @@ def test_layer_rates():
     (lambda: sampling_pattern(3, (1.5,)), "positive integer"),
     (lambda: layer_rates(2, 3, "random"), "schedule"),
     (lambda: layer_rates(2, 0), "layers"),
+    (lambda: layer_rates(2, 3, "free"), "needs the rates as text"),
     (lambda: dilation_stats(3, (1,), channels=0), "channels"),
     (lambda: draw_dilation(3, 2, 2, margin=-1), "margin"),
 ])
@@ -123,6 +153,12 @@ def test_draw_on_new_figure_and_on_given_axes():
     got, stats = draw_dilation(3, rates=(1, 2, 5), ax=axes[1], margin=0)
     assert got is host and len(host.axes) == 2  # drawn in place, no colour bar added
     assert stats.rates == (1, 2, 5) and axes[1].get_images()[0].get_array().shape == (17, 17)
+    draw_dilation(3, rates=(2, 2), ax=axes[0])
+    bar = dilation_colorbar(axes[0])                             # asked for: a colour bar beside that axes
+    assert len(host.axes) == 3 and "paths" in host.axes[2].get_ylabel()
+    assert bar.mappable is axes[0].get_images()[0] and list(bar.get_ticks()) == list(range(1, 10))   # (2, 2): 3 x 3 = 9 paths max
+    with pytest.raises(ValueError, match="no picture"):
+        dilation_colorbar(Figure().add_subplot())
 
 
 def test_explorer_builds_and_follows_its_controls_without_a_kernel():
@@ -145,8 +181,33 @@ def test_explorer_builds_and_follows_its_controls_without_a_kernel():
     assert bytes(explorer.image.value).startswith(PNG_MAGIC)
 
 
+def test_explorer_free_mode_uses_the_text_field_and_keeps_the_sliders():
+    explorer = dilation_explorer(kernel_size=3, rate=2, layers=3)
+    assert "free" in explorer.schedule.options and not explorer.rate.disabled
+    explorer.free_rates.value = "1, 3, 9"
+    assert explorer.stats.rates == (2, 2, 2)                   # not in free mode yet: the text is not used
+    explorer.schedule.value = "free"
+    assert explorer.stats.rates == (1, 3, 9) and explorer.stats.receptive_field == 27
+    assert explorer.stats.coverage == 1.0 and "no holes" in explorer.summary.value
+    assert explorer.rate.disabled and explorer.layers.disabled
+    picture = bytes(explorer.image.value)
+    explorer.free_rates.value = "1, 5, 9"
+    assert explorer.stats.rates == (1, 5, 9) and "holes: some rate" in explorer.summary.value
+    assert bytes(explorer.image.value) != picture
+    picture = bytes(explorer.image.value)
+    explorer.free_rates.value = "1, x"                        # bad text: the reason shown, the picture kept
+    assert "'x' is not a positive integer" in explorer.summary.value
+    assert explorer.stats.rates == (1, 5, 9) and bytes(explorer.image.value) == picture
+    explorer.schedule.value = "doubling"                      # back to the sliders
+    assert explorer.stats.rates == (2, 4, 8) and not explorer.rate.disabled
+    explorer.rate.value = 1
+    assert explorer.stats.rates == (1, 2, 4)
+
+
 def test_explorer_refuses_bad_settings():
     with pytest.raises(ValueError, match="odd"):
         dilation_explorer(kernel_size=2)
     with pytest.raises(ValueError, match="schedule"):
         dilation_explorer(schedule="linear")
+    with pytest.raises(ValueError, match="not a positive integer"):
+        dilation_explorer(schedule="free", free_rates="1, 0")

@@ -167,7 +167,7 @@ from .task import check_mask_to_boxes  # noqa: E402  (00_task_and_data)
 from .fcn import (check_bilinear_kernel, check_conv_matrix, check_upsample_transpose,  # noqa: E402  (01_fcn)
                   conv_matrix_reference)
 from .unet import check_unet_level_shapes, check_up_forward, unet_level_shapes_reference  # noqa: E402  (02_unet)
-from .deeplab import atrous_conv1d_reference, check_atrous_conv1d  # noqa: E402  (03_deeplab)
+from .deeplab import atrous_conv1d_reference, check_aspp, check_atrous_conv1d  # noqa: E402  (03_deeplab)
 from .losses import check_dice_loss, check_dice_loss_ignore_index, check_focal_loss  # noqa: E402  (04_losses)
 from .metrics import (check_confusion_matrix, check_iou_from_confusion,  # noqa: E402  (05_metrics)
                       check_streaming_confusion_matrix)
@@ -183,7 +183,7 @@ __all__ += [
     "check_mask_to_boxes",
     "check_bilinear_kernel", "check_upsample_transpose", "check_conv_matrix", "conv_matrix_reference",
     "check_unet_level_shapes", "unet_level_shapes_reference", "check_up_forward",
-    "atrous_conv1d_reference", "check_atrous_conv1d",
+    "atrous_conv1d_reference", "check_aspp", "check_atrous_conv1d",
     "check_dice_loss", "check_dice_loss_ignore_index", "check_focal_loss",
     "check_confusion_matrix", "check_iou_from_confusion", "check_streaming_confusion_matrix",
     "check_evaluate_by_hand", "check_worst_images", "evaluate_by_hand_reference", "worst_images_reference",

@@ -10,9 +10,13 @@ Taught in ``03_deeplab.ipynb``. Atrous (dilated) convolution ``y[i] = sum_k x[i 
   layer; the four ``K``-channel score maps are **summed**. The source document says they are concatenated:
   that is v3's ASPP, not v2's (v2's paper and released model fuse the branches by an element-wise sum, so
   every rate votes for every class and no extra layer has to mix them).
-- **v3+** (Chen et al., 2018): ASPP of a 1x1 conv, three 3x3 atrous convs and image-level pooling, with BN,
-  concatenated and projected by a 1x1 conv; a decoder that upsamples it to stride 4, concatenates the
-  stride-4 backbone features (reduced by a 1x1 conv), refines with two 3x3 convs and upsamples 4x.
+- **v3** (Chen et al., 2017, "Rethinking Atrous Convolution"): ASPP of a 1x1 conv, three 3x3 atrous convs and
+  image-level pooling, with BN, concatenated and projected by a 1x1 conv; class scores upsampled from the output
+  stride (``DeepLabV3Plus(..., decoder=False)``).
+- **v3+** (Chen et al., 2018, "Encoder-Decoder with Atrous Separable Convolution"): v3's ASPP and a decoder that
+  upsamples it to stride 4, concatenates the stride-4 backbone features (reduced by a 1x1 conv), refines with
+  two 3x3 convs and upsamples 4x. (The paper's depthwise-separable convs and Xception backbone are not
+  reproduced: the small ResNet keeps ordinary convs.)
 
 Rates and image size. The paper rates are for 513-px crops: at output stride 16 the feature map is 33x33,
 and rates (6, 12, 18) span a fifth to a half of it; they double at output stride 8, (12, 24, 36) on a 65x65
@@ -217,6 +221,9 @@ class DeepLabV3Plus(SegmentationModel):
         output_stride: 16 (default, as the paper trains) or 8.
         rates: the three atrous rates; ``None``: ``atrous_rates("v3plus", output_stride)`` = (1, 2, 3) at 16,
             (2, 4, 6) at 8 (paper: (6, 12, 18) and (12, 24, 36)).
+        decoder: ``True`` (v3+): the decoder with the stride-4 features; ``False`` (v3): a 1x1 conv to class
+            scores on the ASPP output, upsampled by the output stride (``self.decoder`` is ``None``, and
+            ``self.classifier`` is that conv).
     """
 
     model_name = "deeplabv3plus"
@@ -228,19 +235,28 @@ class DeepLabV3Plus(SegmentationModel):
             raise ValueError(f"DeepLab v3+ runs at output_stride 16 or 8, got {output_stride}")
         arguments["rates"] = (atrous_rates("v3plus", output_stride) if rates is None
                               else _check_rates(rates, 3, "DeepLabV3Plus"))
+        if not isinstance(arguments["decoder"], bool):
+            raise TypeError(f"decoder must be True (v3+) or False (v3), got {arguments['decoder']!r}")
         return arguments
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, depths: Sequence[int] = (2, 2, 2, 2),
-                 output_stride: int = 16, rates: Sequence[int] | None = None) -> None:
+                 output_stride: int = 16, rates: Sequence[int] | None = None, decoder: bool = True) -> None:
         super().__init__()
         self.backbone = build_backbone(in_channels, width, depths, output_stride)
         channels, strides = self.backbone.channels, self.backbone.strides
         self.aspp = ASPP(channels["layer4"], 4 * width, rates)
-        self.decoder = Decoder(4 * width, channels["layer1"], width, num_classes,
-                               factor=strides["layer4"] // strides["layer1"])
+        if decoder:
+            self.decoder: Decoder | None = Decoder(4 * width, channels["layer1"], width, num_classes,
+                                                   factor=strides["layer4"] // strides["layer1"])
+        else:
+            self.decoder = None
+            self.classifier = nn.Conv2d(4 * width, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, self.in_channels)
         features = self.backbone(x)
+        if self.decoder is None:                      # v3: scores at the output stride, upsampled all the way
+            scores = self.classifier(self.aspp(features["layer4"]))
+            return upsample(scores, self.backbone.strides["layer4"], x.shape[-2:])
         scores = self.decoder(self.aspp(features["layer4"]), features["layer1"])
         return upsample(scores, self.backbone.strides["layer1"], x.shape[-2:])
