@@ -5,6 +5,8 @@
 MODE ``train``: fit a small BatchNorm-free network on synthetic shapes for 2 epochs (global batch 8), then write
 ``weights.pt`` (rank 0) and ``matrix-<rank>.pt`` (every rank: the validation confusion matrix as evaluate reduced it).
 MODE ``die``: as ``train``, but rank 1 exits with status 3 while reading its 5th training image.
+MODE ``resume``: as ``train`` with ``fit(checkpoint=OUT_DIR/run.pt)``; with ``SEGTUTOR_TEST_DIE_AT=N`` rank 1 exits
+with status 3 at its N-th image read (N past the first epoch: the job dies in epoch 2, after the epoch-1 save).
 """
 from __future__ import annotations
 
@@ -26,15 +28,15 @@ from segtutor.train import evaluate, fit  # noqa: E402
 class Dying(torch.utils.data.Dataset):
     """``data`` whose 5th read on rank 1 ends the process, as a crashed worker would."""
 
-    def __init__(self, data):
-        self.data, self.reads = data, 0
+    def __init__(self, data, die_at=5):
+        self.data, self.reads, self.die_at = data, 0, die_at
 
     def __len__(self):
         return len(self.data)
 
     def __getitem__(self, index):
         self.reads += 1
-        if os.environ.get("RANK") == "1" and self.reads == 5:
+        if os.environ.get("RANK") == "1" and self.reads == self.die_at:
             os._exit(3)
         return self.data[index]
 
@@ -50,9 +52,13 @@ def main(mode: str, out: str) -> None:
     val = SyntheticShapes(13, image_size=32, num_classes=4, seed=1)  # 13: not a multiple of 2 ranks
     if mode == "die":
         train = Dying(train)
+    die_at = int(os.environ.get("SEGTUTOR_TEST_DIE_AT", "0"))
+    if mode == "resume" and die_at:
+        train = Dying(train, die_at)
     seed_everything(0)
     model = tiny_net()
-    fit(model, train, val, epochs=2, batch_size=8, lr=1e-2, seed=0, progress=False, device="cpu")
+    fit(model, train, val, epochs=2, batch_size=8, lr=1e-2, seed=0, progress=False, device="cpu",
+        checkpoint=Path(out) / "run.pt" if mode == "resume" else None)
     result = evaluate(model, val, 4)
     rank = int(os.environ.get("RANK", "0"))
     torch.save(result.confusion, Path(out) / f"matrix-{rank}.pt")

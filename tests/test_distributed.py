@@ -35,9 +35,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _torchrun(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+def _torchrun(args: list[str], timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
-    return subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=REPO, env={**_env(), **env}, capture_output=True, text=True, timeout=timeout)
 
 
 def _single(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
@@ -71,6 +71,24 @@ def test_a_dead_rank_ends_the_job_with_an_error(tmp_path):
     assert job.returncode != 0
     assert "exitcode" in job.stderr and "3" in job.stderr, job.stderr[-2000:]
     assert elapsed < 120, f"the job took {elapsed:.0f} s to fail"
+
+
+@pytest.mark.slow
+def test_a_job_killed_mid_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """Rank 1 dies in epoch 2 (after rank 0 saved epoch 1); the same job started again resumes from the checkpoint
+    and ends with exactly the weights of a 2-process run that was never interrupted."""
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    killed.mkdir(), whole.mkdir()
+    first = _torchrun([str(WORKER), "resume", str(killed)], SEGTUTOR_TEST_DIE_AT="40")  # 24 reads per epoch and rank
+    assert first.returncode != 0 and (killed / "run.pt").exists(), first.stderr[-2000:]
+    assert not (killed / "weights.pt").exists()
+    again = _torchrun([str(WORKER), "resume", str(killed)])
+    assert again.returncode == 0, again.stderr[-3000:]
+    straight = _torchrun([str(WORKER), "resume", str(whole)])
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    resumed, uninterrupted = torch.load(killed / "weights.pt"), torch.load(whole / "weights.pt")
+    for key in uninterrupted:
+        assert torch.equal(resumed[key], uninterrupted[key]), f"{key} differs after the resume"
 
 
 @pytest.mark.slow
