@@ -169,6 +169,7 @@ from .end_to_end import (check_evaluate_by_hand, check_worst_images, evaluate_by
                          worst_images_reference)  # (06_end_to_end)
 from .real_data import check_labelids_to_trainids, labelids_to_trainids_reference  # noqa: E402  (07_real_data)
 from .scaling import check_shard, shard_reference  # noqa: E402  (09_scaling_out)
+from .real_photos import check_median_frequency_weights, median_frequency_weights_reference  # noqa: E402  (08)
 
 __all__ += [
     "check_mask_to_boxes",
@@ -180,4 +181,5 @@ __all__ += [
     "check_evaluate_by_hand", "check_worst_images", "evaluate_by_hand_reference", "worst_images_reference",
     "check_labelids_to_trainids", "labelids_to_trainids_reference",
     "check_shard", "shard_reference",
+    "check_median_frequency_weights", "median_frequency_weights_reference",
 ]
