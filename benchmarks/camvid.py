@@ -63,7 +63,7 @@ if ROOT not in sys.path:
 from benchmarks.machine import machine  # noqa: E402
 from segtutor import runtime, train  # noqa: E402
 from segtutor.data import transforms as T  # noqa: E402
-from segtutor.data.camvid import CAMVID_CLASSES, CamVid, locate  # noqa: E402
+from segtutor.data.camvid import CAMVID_CLASSES, CamVid, class_frequencies, class_weights, locate  # noqa: E402
 from segtutor.models import build_model  # noqa: E402
 
 K = len(CAMVID_CLASSES)
@@ -81,31 +81,6 @@ def loadavg() -> str:
 def parse_size(text: str) -> tuple[int, int]:
     h, _, w = text.lower().partition("x")
     return int(h), int(w)
-
-
-def class_frequencies(data: CamVid) -> torch.Tensor:
-    """Share of labelled (non-void) pixels per class, ``(K,)``, over every item of ``data`` (no transforms)."""
-    counts = torch.zeros(K, dtype=torch.float64)
-    saved, data.transforms = data.transforms, None
-    try:
-        for i in range(len(data)):
-            mask = data[i][1]
-            counts += torch.bincount(mask[mask != IGNORE], minlength=K)[:K].double()
-    finally:
-        data.transforms = saved
-    return counts / counts.sum()
-
-
-def class_weights(freq: torch.Tensor, kind: str) -> torch.Tensor | None:
-    if kind == "none":
-        return None
-    if kind == "median":
-        return (freq.median() / freq).float()
-    if kind == "sqrt":
-        return (freq.median() / freq).sqrt().float()
-    if kind == "enet":
-        return (1.0 / torch.log(1.02 + freq)).float()
-    raise ValueError(f"unknown --weights {kind!r}; expected none, median, sqrt or enet")
 
 
 class ColourJitter:

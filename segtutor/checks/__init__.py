@@ -178,6 +178,7 @@ from .end_to_end import (check_keep_best, check_predict_and_colorize, keep_best_
 from .real_data import (check_labelids_to_trainids, check_random_crop,  # noqa: E402  (07_real_data)
                         labelids_to_trainids_reference, random_crop_reference)
 from .scaling import check_shard, shard_reference  # noqa: E402  (09_scaling_out)
+from .real_photos import check_median_frequency_weights, median_frequency_weights_reference  # noqa: E402  (08)
 
 __all__ += [
     "check_mask_to_boxes",
@@ -190,4 +191,5 @@ __all__ += [
     "check_keep_best", "check_predict_and_colorize", "keep_best_reference", "predict_and_colorize_reference",
     "check_labelids_to_trainids", "labelids_to_trainids_reference", "check_random_crop", "random_crop_reference",
     "check_shard", "shard_reference",
+    "check_median_frequency_weights", "median_frequency_weights_reference",
 ]

@@ -551,3 +551,242 @@ def camvid_or_standin(root: str | os.PathLike | None = None, *, standin_root: st
     return folder, False, (f"CamVid not found (looked in {looked}): using a generated stand-in of {n} street-like "
                            f"scenes in CamVid format at {folder}; its scores say nothing about real photos "
                            "(segtutor.data.camvid.download_camvid() fetches the real data, about 180 MB)")
+
+
+# ------------------------------------------------------------------------------- the lesson's training recipe
+# Taught in notebooks/08_real_photos.ipynb; used by ``python -m segtutor.train --data camvid`` and
+# benchmarks/camvid.py. One home for the recipe of each budget: change the numbers here, nowhere else.
+import copy as _copy  # noqa: E402
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from torch.utils.data import Subset as _Subset  # noqa: E402
+
+#: Classes and void label of the training data (the constants every CamVid training run needs).
+NUM_CLASSES: int = len(CAMVID_CLASSES)
+IGNORE_INDEX: int = 255
+#: ``SEGTUTOR_CAMVID=standin`` forces the generated stand-in even where a real copy is found (to test that
+#: path); ``real`` makes a missing copy an error; unset or ``auto``: the real data when found, else the stand-in.
+CAMVID_MODE_ENV = "SEGTUTOR_CAMVID"
+CLASS_WEIGHTINGS: tuple[str, ...] = ("none", "median", "sqrt", "enet")
+AUGMENTATIONS: tuple[str, ...] = ("none", "flip")
+
+__all__ += ["NUM_CLASSES", "IGNORE_INDEX", "CamVidRecipe", "RECIPES", "recipe", "CamVidData", "training_data",
+            "class_counts", "class_frequencies", "class_weights", "CLASS_WEIGHTINGS", "AUGMENTATIONS"]
+
+
+@_dataclass(frozen=True)
+class CamVidRecipe:
+    """How the course trains on CamVid at one budget (:func:`segtutor.runtime.budget`).
+
+    ``model`` / ``width``: ``build_model(model, 11, width=width)``; ``size``: ``(H, W)`` every photo is resized
+    to (4:3 like the 360 x 480 originals); ``epochs``, ``batch_size``, ``lr`` (peak of fit's one-cycle
+    schedule); ``augment``: ``"none"`` or ``"flip"`` (random horizontal flip, a joint transform);
+    ``class_weighting``: the cross-entropy class weights, one of :data:`CLASS_WEIGHTINGS` (see
+    :func:`class_weights`); ``train_images`` / ``val_images`` / ``test_images``: ``None`` for the whole split,
+    else that many photos spread evenly over it (the ``ci`` smoke test); ``standin_images``: the size of the
+    generated stand-in used when no CamVid copy is found.
+    """
+
+    budget: str
+    model: str
+    width: int
+    size: tuple[int, int]
+    epochs: int
+    batch_size: int
+    lr: float
+    augment: str = "flip"
+    class_weighting: str = "sqrt"
+    train_images: int | None = None
+    val_images: int | None = None
+    test_images: int | None = None
+    standin_images: int = 96
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, "
+                             f"got {self.class_weighting!r}")
+        h, w = _pair_size(self.size, "size")
+        object.__setattr__(self, "size", (h, w))
+
+    def augmentation(self, augment: str | None = None) -> Transform | None:
+        """The joint training transform of ``augment`` (default: the recipe's): None or a random flip."""
+        from .transforms import RandomHorizontalFlip
+
+        augment = self.augment if augment is None else augment
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
+        return RandomHorizontalFlip() if augment == "flip" else None
+
+    def loss(self, weights: torch.Tensor | None) -> torch.nn.Module:
+        """Cross-entropy with these class ``weights`` ``(K,)`` (or none) and ``ignore_index=255``."""
+        return torch.nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE_INDEX)
+
+
+#: The recipe per budget. ``cpu``: calibrated with ``benchmarks/camvid.py`` (val-selected, see
+#: benchmarks/RESULTS.md); ``ci``: a smoke test of the same pipeline on a few photos; ``gpu``: larger photos, a wider
+#: model and longer training (a CUDA card).
+RECIPES: dict[str, CamVidRecipe] = {
+    "ci": CamVidRecipe("ci", "deeplabv3plus", width=8, size=(48, 64), epochs=2, batch_size=8, lr=0.01,
+                       train_images=48, val_images=16, test_images=32, standin_images=48,
+                       description="test suite: 48 train photos at 48x64, 2 epochs (a smoke test, not a result)"),
+    "cpu": CamVidRecipe("cpu", "deeplabv3plus", width=16, size=(96, 128), epochs=20, batch_size=16, lr=0.01,
+                        description="laptop CPU: the whole train split at 96x128, about a minute on 2 cores"),
+    "gpu": CamVidRecipe("gpu", "deeplabv3plus", width=32, size=(240, 320), epochs=60, batch_size=16, lr=0.01,
+                        description="CUDA GPU: 240x320, width 32, 60 epochs"),
+}
+
+
+def recipe(budget: str | None = None) -> CamVidRecipe:
+    """The :data:`RECIPES` entry of ``budget`` (default: :func:`segtutor.runtime.budget`'s name)."""
+    from ..runtime import budget as _budget
+
+    name = _budget(budget).name
+    return RECIPES[name]
+
+
+@_dataclass
+class CamVidData:
+    """What :func:`training_data` returns: the three splits, the recipe, and where the photos came from.
+
+    ``train`` carries the recipe's augmentation; ``train_plain`` is the same photos without it (sharing one
+    cache); ``is_real`` is False for the generated stand-in; ``description`` is one line saying which.
+    """
+
+    train: Dataset
+    train_plain: Dataset
+    val: Dataset
+    test: Dataset
+    recipe: CamVidRecipe
+    root: Path
+    is_real: bool
+    description: str
+
+
+def _spread(n: int, k: int | None) -> list[int] | None:
+    """``k`` indices spread evenly over ``0..n-1`` (every sequence of a split is represented); None: all."""
+    if k is None or k >= n:
+        return None
+    return torch.linspace(0, n - 1, k).round().long().tolist()
+
+
+def _split(root: Path, split: str, size: tuple[int, int], transforms: Transform | None, k: int | None) -> Dataset:
+    data = CamVid(root, split, size=size, transforms=transforms, cache=True)
+    picked = _spread(len(data), k)
+    return data if picked is None else _Subset(data, picked)
+
+
+def _without_transforms(data: Dataset) -> Dataset:
+    """The same items as ``data`` (a :class:`CamVid` or a ``Subset`` of one) without its transforms; the
+    decoded-photo cache is shared, not copied."""
+    if isinstance(data, _Subset):
+        return _Subset(_without_transforms(data.dataset), list(data.indices))
+    if isinstance(data, CamVid):
+        plain = _copy.copy(data)  # shallow: the same _cache list, so either fills it for both
+        plain.transforms = None
+        return plain
+    return data
+
+
+def training_data(root: str | os.PathLike | None = None, budget: str | None = None, *,
+                  standin_root: str | os.PathLike | None = None) -> CamVidData:
+    """CamVid train / val / test at the recipe of ``budget`` (:data:`RECIPES`); never downloads.
+
+    The real photos when a local copy is found (:func:`locate`: ``root``, ``$SEGTUTOR_DATA/camvid``,
+    ``../shared/data/camvid`` beside a clone, the user data folder), else the generated stand-in
+    (:func:`make_fake_camvid`, ``recipe.standin_images`` scenes at the recipe's size, written to ``standin_root`` or a
+    temporary folder). ``SEGTUTOR_CAMVID=standin`` forces the stand-in; ``SEGTUTOR_CAMVID=real`` makes a missing copy
+    a FileNotFoundError. Every split is cached in memory (``cache=True``); ``train`` carries the recipe's
+    augmentation (:meth:`CamVidRecipe.augmentation`).
+    """
+    r = recipe(budget)
+    mode = (os.environ.get(CAMVID_MODE_ENV) or "auto").strip().lower()
+    if mode not in ("auto", "real", "standin"):
+        raise ValueError(f"{CAMVID_MODE_ENV}={os.environ.get(CAMVID_MODE_ENV)!r}; expected auto, real or standin")
+    if mode == "real":
+        folder = locate(root)
+        folder, is_real, message = camvid_or_standin(folder)
+    elif mode == "standin":
+        if standin_root is None:
+            import tempfile
+
+            standin_root = tempfile.mkdtemp(prefix="segtutor-camvid-standin-")
+        folder = make_fake_camvid(standin_root, n=r.standin_images, image_size=r.size, seed=0)
+        is_real = False
+        message = (f"CamVid stand-in ({CAMVID_MODE_ENV}=standin): {r.standin_images} generated street-like scenes in "
+                   f"CamVid format at {folder}; its scores say nothing about real photos")
+    else:
+        folder, is_real, message = camvid_or_standin(root, standin_root=standin_root, n=r.standin_images,
+                                                     image_size=r.size, seed=0)
+    subset = is_real  # the stand-in is already small: the ci subsets apply to the real photos
+    train = _split(folder, "train", r.size, r.augmentation(), r.train_images if subset else None)
+    val = _split(folder, "val", r.size, None, r.val_images if subset else None)
+    test = _split(folder, "test", r.size, None, r.test_images if subset else None)
+    counts = f"{len(train)} train / {len(val)} val / {len(test)} test"
+    if is_real:
+        whole = all(k is None for k in (r.train_images, r.val_images, r.test_images))
+        description = (f"CamVid (SegNet split) at {folder}: {counts} photos"
+                       + ("" if whole else " (evenly spaced subsets)")
+                       + f" resized to {r.size[0]}x{r.size[1]}; recipe '{r.budget}'")
+    else:
+        description = f"{message}; {counts} at {r.size[0]}x{r.size[1]}; recipe '{r.budget}'"
+    return CamVidData(train=train, train_plain=_without_transforms(train), val=val, test=test, recipe=r,
+                      root=folder, is_real=is_real, description=description)
+
+
+def class_counts(data: Dataset, num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Labelled pixels per class over every item of ``data``, ``int64 (K,)``; void (``ignore_index``) excluded.
+
+    A :class:`CamVid` (or a ``Subset`` of one) is read without its transforms, so random augmentation does not
+    change the counts; another dataset is read as it is.
+    """
+    data = _without_transforms(data)
+    counts = torch.zeros(num_classes, dtype=torch.int64)
+    for i in range(len(data)):
+        mask = data[i][1]
+        labelled = mask[mask != ignore_index]
+        if labelled.numel() and (int(labelled.min()) < 0 or int(labelled.max()) >= num_classes):
+            raise ValueError(f"item {i}: labels outside 0..{num_classes - 1} (and {ignore_index}, void)")
+        counts += torch.bincount(labelled.flatten(), minlength=num_classes)
+    return counts
+
+
+def class_frequencies(data_or_counts: Dataset | torch.Tensor) -> torch.Tensor:
+    """Share of the labelled pixels per class, ``float64 (K,)`` summing to 1 (void excluded)."""
+    counts = data_or_counts if isinstance(data_or_counts, torch.Tensor) else class_counts(data_or_counts)
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    if counts.ndim != 1 or counts.numel() == 0 or bool((counts < 0).any()) or not bool(torch.isfinite(counts).all()):
+        raise ValueError(f"class counts must be a 1-D tensor of K >= 1 non-negative numbers, got "
+                         f"shape {tuple(counts.shape)}")
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("class counts are all zero: no labelled pixel to take frequencies from")
+    return counts / total
+
+
+def class_weights(data_or_counts: Dataset | torch.Tensor, method: str = "median") -> torch.Tensor | None:
+    """Cross-entropy class weights ``float32 (K,)`` from the label frequencies ``f_c`` of the training data.
+
+    ``data_or_counts``: a dataset (counted with :func:`class_counts`) or per-class pixel counts ``(K,)``.
+    ``method``: ``"median"`` — median-frequency balancing (Eigen & Fergus 2015, used by SegNet):
+    ``w_c = median(f) / f_c``, the median over the classes present; ``"sqrt"`` — its square root (a milder
+    re-weighting); ``"enet"`` — ENet's ``1 / ln(1.02 + f_c)``; ``"none"`` — None (plain cross-entropy). A class
+    with no labelled pixel gets weight 0 (it never occurs as a target, so its weight changes nothing).
+    """
+    if method not in CLASS_WEIGHTINGS:
+        raise ValueError(f"unknown class weighting {method!r}; expected one of {', '.join(CLASS_WEIGHTINGS)}")
+    if method == "none":
+        return None
+    f = class_frequencies(data_or_counts)
+    present = f > 0
+    if method == "enet":
+        w = 1.0 / torch.log(1.02 + f)
+    else:
+        w = torch.zeros_like(f)
+        w[present] = f[present].median() / f[present]
+        if method == "sqrt":
+            w = w.sqrt()
+    w[~present] = 0.0
+    return w.float()
