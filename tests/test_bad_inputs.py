@@ -13,7 +13,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
 
 from segtutor.data import CamVid, SyntheticShapes
 from segtutor.data.transforms import Normalize, RandomCrop, RandomHorizontalFlip, RandomScale, Resize
@@ -23,6 +22,7 @@ from segtutor.metrics import (ConfusionMatrix, SegmentationMetrics, confusion_ma
 from segtutor.models import build_model
 from segtutor.runtime import budget, get_device, seed_everything
 from segtutor.train import CheckpointError, evaluate, fit, load_checkpoint, predict, save_checkpoint
+from fakes import Items
 
 K = 4
 torch.manual_seed(0)
@@ -32,17 +32,6 @@ IMAGE, MASK = DATA[0]
 LOGITS = torch.randn(2, K, 8, 8)
 TARGET = torch.randint(0, K, (2, 8, 8))
 LABELS = torch.randint(0, K, (2, 8, 8))
-
-
-class Items(Dataset):
-    def __init__(self, items):
-        self.items = list(items)
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
 
 
 def with_mask(mask, image=IMAGE):

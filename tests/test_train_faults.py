@@ -9,11 +9,11 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from segtutor.data import SyntheticShapes
 from segtutor.models import build_model
 from segtutor.train import CheckpointError, evaluate, fit, predict
+from fakes import Items
 
 K = 4
 
@@ -21,19 +21,6 @@ K = 4
 def tiny(seed=0):
     torch.manual_seed(seed)
     return build_model("fcn8s", K, width=4)
-
-
-class Items(Dataset):
-    """A list of (image, mask) pairs as a dataset."""
-
-    def __init__(self, items):
-        self.items = list(items)
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
 
 
 def shapes(n=8, seed=0, size=32):
